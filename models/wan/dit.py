@@ -1,0 +1,398 @@
+"""The Wan2.1 diffusion transformer, as used by SkyReels-V2 (T2V, I2V, DF), A2 and V3.
+
+One readable module covers every switch of the family:
+
+* text-to-video (16 input channels) and image-to-video (36 channels: latent + 4 mask +
+  16 conditioning channels, plus CLIP image tokens in a parallel cross-attention branch;
+  any number of image tokens, so several references can be passed);
+* one timestep per sample ``t [B]`` or one per latent frame ``t [B, F]`` (diffusion forcing):
+  the time embedding and the six modulation vectors are then computed per frame and applied
+  per frame, never expanded to the whole token sequence;
+* the fps embedding of SkyReels-V2-DF-1.3B;
+* optional block-causal self-attention (``causal_block_size``), computed block by block
+  without an L x L mask.
+
+Parameter names are the official Wan names (``blocks.0.self_attn.q.weight`` ...), so an
+official state dict loads as it is; ``dit_keys`` maps the diffusers and ComfyUI namings.
+The residual stream, norms, modulation and RoPE run in float32; the matrix products run in
+``compute_dtype`` (float32 on CPU, bf16 or fp16 on GPUs) with weights cast per layer.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ...host import check_interrupt
+from ..common import ops
+from ..common.attention import attention
+from .dit_config import WanDiTConfig
+
+# --------------------------------------------------------------------------- helpers
+
+
+def sinusoidal_embedding(dim: int, t: torch.Tensor) -> torch.Tensor:
+    """[N] timesteps -> [N, dim] float32; cos first, then sin; computed in float64."""
+    half = dim // 2
+    pos = t.to(torch.float64)
+    freqs = torch.pow(10000.0, -torch.arange(half, dtype=torch.float64, device=t.device).div(half))
+    angles = torch.outer(pos, freqs)
+    return torch.cat([torch.cos(angles), torch.sin(angles)], dim=1).float()
+
+
+def rope_axes(head_dim: int) -> Tuple[int, int, int]:
+    """Channels of a head given to the (frame, height, width) axes."""
+    hw = 2 * (head_dim // 6)
+    return head_dim - 2 * hw, hw, hw
+
+
+def _axis_angles(positions: torch.Tensor, axis_dim: int) -> torch.Tensor:
+    """[n] positions -> [n, axis_dim/2] angles, float32 as in the official tables."""
+    inv = 1.0 / torch.pow(10000.0, torch.arange(0, axis_dim, 2, dtype=torch.float32,
+                                                device=positions.device).div(axis_dim))
+    return torch.outer(positions.to(torch.float32), inv)
+
+
+def rope_table(grid: Tuple[int, int, int], head_dim: int, device: torch.device,
+               frame_offset: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin, each [L, 1, head_dim/2], for a (frames, rows, cols) token grid."""
+    f, h, w = grid
+    df, dh, dw = rope_axes(head_dim)
+    af = _axis_angles(torch.arange(frame_offset, frame_offset + f, device=device), df)
+    ah = _axis_angles(torch.arange(h, device=device), dh)
+    aw = _axis_angles(torch.arange(w, device=device), dw)
+    ang = torch.cat([
+        af[:, None, None, :].expand(f, h, w, -1),
+        ah[None, :, None, :].expand(f, h, w, -1),
+        aw[None, None, :, :].expand(f, h, w, -1),
+    ], dim=-1).reshape(f * h * w, 1, -1)
+    return torch.cos(ang), torch.sin(ang)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate adjacent channel pairs of x [B, L, H, d] (float32)."""
+    x = x.float().unflatten(-1, (-1, 2))
+    x0, x1 = x[..., 0], x[..., 1]
+    return torch.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], dim=-1).flatten(-2)
+
+
+def layer_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
+    """Parameter-free LayerNorm in float32."""
+    x = x.float()
+    return F.layer_norm(x, (x.shape[-1],), eps=eps)
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """x [B, L, D] with per-frame shift/scale [B, Fe, 1, D] (Fe divides L)."""
+    B, L, D = x.shape
+    fe = shift.shape[1]
+    return (x.view(B, fe, L // fe, D) * (1 + scale) + shift).view(B, L, D)
+
+
+def gate(y: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    B, L, D = y.shape
+    fe = g.shape[1]
+    return (y.float().view(B, fe, L // fe, D) * g).view(B, L, D)
+
+
+# --------------------------------------------------------------------------- attention
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, dim: int, num_heads: int, qk_norm: bool, eps: float):
+        super().__init__()
+        self.num_heads = num_heads
+        self.q = ops.Linear(dim, dim)
+        self.k = ops.Linear(dim, dim)
+        self.v = ops.Linear(dim, dim)
+        self.o = ops.Linear(dim, dim)
+        self.norm_q = ops.RMSNorm(dim, eps) if qk_norm else nn.Identity()
+        self.norm_k = ops.RMSNorm(dim, eps) if qk_norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor, rope: Tuple[torch.Tensor, torch.Tensor],
+                grid: Tuple[int, int, int], backend: str, causal_block_size: Optional[int]) -> torch.Tensor:
+        B, L, D = x.shape
+        n = self.num_heads
+        cos, sin = rope
+        q = apply_rope(self.norm_q(self.q(x)).view(B, L, n, -1), cos, sin)
+        k = apply_rope(self.norm_k(self.k(x)).view(B, L, n, -1), cos, sin)
+        v = self.v(x).view(B, L, n, -1)
+        q, k, v = (t.to(x.dtype).transpose(1, 2) for t in (q, k, v))  # [B, n, L, d]
+        if causal_block_size:
+            out = _block_causal_attention(q, k, v, grid, causal_block_size, backend)
+        else:
+            out = attention(q, k, v, backend)
+        return self.o(out.transpose(1, 2).reshape(B, L, D))
+
+
+def _block_causal_attention(q, k, v, grid, block: int, backend: str) -> torch.Tensor:
+    """Tokens of frame-block b attend to every token of blocks <= b (official AR mask)."""
+    f, h, w = grid
+    per_frame = h * w
+    out = torch.empty_like(q)
+    for start in range(0, f, block):
+        qs, qe = start * per_frame, min(start + block, f) * per_frame
+        out[:, :, qs:qe] = attention(q[:, :, qs:qe], k[:, :, :qe], v[:, :, :qe], backend)
+    return out
+
+
+class CrossAttention(nn.Module):
+    """Text cross-attention, plus a parallel image branch for image-to-video models."""
+
+    def __init__(self, dim: int, num_heads: int, qk_norm: bool, eps: float, image: bool):
+        super().__init__()
+        self.num_heads = num_heads
+        self.q = ops.Linear(dim, dim)
+        self.k = ops.Linear(dim, dim)
+        self.v = ops.Linear(dim, dim)
+        self.o = ops.Linear(dim, dim)
+        self.norm_q = ops.RMSNorm(dim, eps) if qk_norm else nn.Identity()
+        self.norm_k = ops.RMSNorm(dim, eps) if qk_norm else nn.Identity()
+        self.has_image = image
+        if image:
+            self.k_img = ops.Linear(dim, dim)
+            self.v_img = ops.Linear(dim, dim)
+            self.norm_k_img = ops.RMSNorm(dim, eps) if qk_norm else nn.Identity()
+
+    def _heads(self, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        B, L, _ = t.shape
+        return t.to(dtype).view(B, L, self.num_heads, -1).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, text: torch.Tensor, image: Optional[torch.Tensor], backend: str) -> torch.Tensor:
+        B, L, D = x.shape
+        dt = x.dtype
+        q = self._heads(self.norm_q(self.q(x)), dt)
+        k = self._heads(self.norm_k(self.k(text)), dt)
+        v = self._heads(self.v(text), dt)
+        out = attention(q, k, v, backend)
+        if self.has_image and image is not None:
+            ki = self._heads(self.norm_k_img(self.k_img(image)), dt)
+            vi = self._heads(self.v_img(image), dt)
+            out = out + attention(q, ki, vi, backend)
+        return self.o(out.transpose(1, 2).reshape(B, L, D))
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+class WanBlock(nn.Module):
+    def __init__(self, cfg: WanDiTConfig):
+        super().__init__()
+        dim = cfg.dim
+        self.eps = cfg.eps
+        self.self_attn = SelfAttention(dim, cfg.num_heads, cfg.qk_norm, cfg.eps)
+        self.norm3 = ops.LayerNorm(dim, eps=cfg.eps, elementwise_affine=True) if cfg.cross_attn_norm else None
+        self.cross_attn = CrossAttention(dim, cfg.num_heads, cfg.qk_norm, cfg.eps, image=bool(cfg.image_dim))
+        self.ffn = nn.Sequential(ops.Linear(dim, cfg.ffn_dim), nn.GELU(approximate="tanh"), ops.Linear(cfg.ffn_dim, dim))
+        self.modulation = nn.Parameter(torch.zeros(1, 6, dim))
+
+    def forward(self, x: torch.Tensor, mod: torch.Tensor, text: torch.Tensor, image: Optional[torch.Tensor],
+                rope, grid, backend: str, causal_block_size: Optional[int], dtype: torch.dtype) -> torch.Tensor:
+        """x [B, L, D] float32; mod [B, Fe, 6, D] float32 (time + fps projection)."""
+        m = self.modulation.float().to(mod.device).unsqueeze(1) + mod  # [B, Fe, 6, D]
+        shift_sa, scale_sa, gate_sa, shift_ff, scale_ff, gate_ff = (m[:, :, i:i + 1] for i in range(6))
+
+        h = modulate(layer_norm(x, self.eps), shift_sa, scale_sa).to(dtype)
+        x = x + gate(self.self_attn(h, rope, grid, backend, causal_block_size), gate_sa)
+
+        h = self.norm3(x) if self.norm3 is not None else x
+        x = x + self.cross_attn(h.to(dtype), text, image, backend).float()
+
+        h = modulate(layer_norm(x, self.eps), shift_ff, scale_ff).to(dtype)
+        return x + gate(self.ffn(h), gate_ff)
+
+
+class Head(nn.Module):
+    def __init__(self, cfg: WanDiTConfig):
+        super().__init__()
+        self.eps = cfg.eps
+        self.head = ops.Linear(cfg.dim, math.prod(cfg.patch_size) * cfg.out_dim)
+        self.modulation = nn.Parameter(torch.zeros(1, 2, cfg.dim))
+
+    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """x [B, L, D] float32, e [B, Fe, D] float32 -> [B, L, prod(patch) * out] float32."""
+        m = self.modulation.float().to(e.device).unsqueeze(1) + e.unsqueeze(2)  # [B, Fe, 2, D]
+        shift, scale = m[:, :, 0:1], m[:, :, 1:2]
+        return self.head(modulate(layer_norm(x, self.eps), shift, scale))
+
+
+class ImageEmbedding(nn.Module):
+    """CLIP tokens -> model width: LN, Linear, GELU, Linear, LN (official ``img_emb``)."""
+
+    def __init__(self, in_dim: int, dim: int, pos_len: Optional[int]):
+        super().__init__()
+        self.proj = nn.Sequential(
+            ops.LayerNorm(in_dim), ops.Linear(in_dim, in_dim), nn.GELU(),
+            ops.Linear(in_dim, dim), ops.LayerNorm(dim))
+        self.emb_pos = nn.Parameter(torch.zeros(1, pos_len, in_dim)) if pos_len else None
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        clip = clip.float()
+        if self.emb_pos is not None:
+            n = min(clip.shape[1], self.emb_pos.shape[1])
+            clip = torch.cat([clip[:, :n] + self.emb_pos[:, :n].float().to(clip.device), clip[:, n:]], dim=1)
+        return self.proj(clip)
+
+
+# --------------------------------------------------------------------------- model
+
+
+class WanDiT(nn.Module):
+    """Wan2.1 / SkyReels DiT.  ``forward(x, t, context, clip_fea=None, y=None, fps=None)``.
+
+    Args:
+        x: latent [B, 16, F, H, W] (H, W even).
+        t: timesteps [B] or per latent frame [B, F], in [0, 1000].
+        context: text features [B, L, text_dim] (zero-padded rows are attended to, as in
+            the official code).
+        clip_fea: CLIP penultimate tokens [B, N, image_dim] for image-to-video models; N may
+            be any number (257 per reference image).
+        y: conditioning [B, in_dim - 16, F, H, W] concatenated after x (I2V: 4 mask + 16 latent).
+        fps: index into the 2-row fps table of DF-1.3B (0 = 16 fps, 1 = any other fps):
+            an int or a LongTensor [B].  Ignored by models without the fps embedding.
+        causal_block_size: block-causal self-attention over latent frames; None uses the
+            model's setting (``self.causal_block_size``, default full attention).
+        cache: an optional step cache (TeaCache) that may skip the block stack.
+
+    Returns the velocity prediction [B, out_dim, F, H, W] in float32.
+    """
+
+    def __init__(self, cfg: WanDiTConfig):
+        super().__init__()
+        cfg.validate()
+        self.config = cfg
+        D = cfg.dim
+        self.patch_embedding = ops.Conv3d(cfg.in_dim, D, kernel_size=cfg.patch_size, stride=cfg.patch_size)
+        self.text_embedding = nn.Sequential(ops.Linear(cfg.text_dim, D), nn.GELU(approximate="tanh"), ops.Linear(D, D))
+        self.time_embedding = nn.Sequential(ops.Linear(cfg.freq_dim, D), nn.SiLU(), ops.Linear(D, D))
+        self.time_projection = nn.Sequential(nn.SiLU(), ops.Linear(D, 6 * D))
+        if cfg.inject_sample_info:
+            self.fps_embedding = ops.Embedding(2, D)
+            self.fps_projection = nn.Sequential(ops.Linear(D, D), nn.SiLU(), ops.Linear(D, 6 * D))
+        self.blocks = nn.ModuleList([WanBlock(cfg) for _ in range(cfg.num_layers)])
+        self.head = Head(cfg)
+        if cfg.image_dim:
+            self.img_emb = ImageEmbedding(cfg.image_dim, D, cfg.image_pos_len)
+
+        # Run-time settings (not weights).
+        self.compute_dtype: torch.dtype = torch.float32
+        self.attention_backend: str = "sdpa"
+        self.causal_block_size: Optional[int] = None
+        # Optional object with before_block(i, block) / after_block(i, block): weight streaming.
+        self.block_hooks = None
+
+    # ------------------------------------------------------------------ pieces
+
+    @property
+    def device(self) -> torch.device:
+        return self.patch_embedding.weight.device
+
+    def embed_time(self, t: torch.Tensor, batch: int, frames: int,
+                   fps: Union[None, int, Sequence[int], torch.Tensor], device: torch.device):
+        """-> e [B, Fe, D] and e0 [B, Fe, 6, D], float32; Fe = 1 or the number of frames."""
+        D = self.config.dim
+        t = torch.as_tensor(t, device=device)
+        if t.dim() == 0:
+            t = t.expand(batch)
+        if t.dim() == 1:
+            if t.shape[0] != batch:
+                raise ValueError("t has %d timesteps for a batch of %d" % (t.shape[0], batch))
+            fe = 1
+        elif t.dim() == 2:
+            if tuple(t.shape) != (batch, frames):
+                raise ValueError("per-frame t must be [B, F] = [%d, %d], got %s" % (batch, frames, list(t.shape)))
+            fe = frames
+        else:
+            raise ValueError("t must be [B] or [B, F], got shape %s" % list(t.shape))
+        sin = sinusoidal_embedding(self.config.freq_dim, t.reshape(-1))
+        e = self.time_embedding(sin)  # [B*Fe, D]
+        e0 = self.time_projection(e).view(batch, fe, 6, D)
+        e = e.view(batch, fe, D)
+        if self.config.inject_sample_info:
+            idx = torch.as_tensor(1 if fps is None else fps, dtype=torch.long, device=device).reshape(-1)
+            if idx.numel() == 1:
+                idx = idx.expand(batch)
+            if idx.numel() != batch or bool(((idx < 0) | (idx > 1)).any()):
+                raise ValueError("fps must be an index 0 (16 fps) or 1 (other fps) per sample")
+            e0 = e0 + self.fps_projection(self.fps_embedding(idx)).view(batch, 1, 6, D)
+        return e, e0
+
+    def embed_context(self, context: torch.Tensor, clip_fea: Optional[torch.Tensor]):
+        dt = self.compute_dtype
+        text = self.text_embedding(context.to(self.device, dt))
+        image = None
+        if clip_fea is not None:
+            if not self.config.image_dim:
+                raise ValueError("this model has no image branch (text-to-video); do not pass clip_fea")
+            if clip_fea.shape[-1] != self.config.image_dim:
+                raise ValueError("clip_fea has width %d, the model expects %d"
+                                 % (clip_fea.shape[-1], self.config.image_dim))
+            image = self.img_emb(clip_fea.to(self.device)).to(dt)
+        return text, image
+
+    def run_blocks(self, x, mod, text, image, rope, grid, causal_block_size):
+        hooks = self.block_hooks
+        for i, block in enumerate(self.blocks):
+            check_interrupt()
+            if hooks is not None:
+                hooks.before_block(i, block)
+            x = block(x, mod, text, image, rope, grid, self.attention_backend, causal_block_size, self.compute_dtype)
+            if hooks is not None:
+                hooks.after_block(i, block)
+        return x
+
+    def unpatchify(self, x: torch.Tensor, grid: Tuple[int, int, int]) -> torch.Tensor:
+        B = x.shape[0]
+        pt, ph, pw = self.config.patch_size
+        c = self.config.out_dim
+        f, h, w = grid
+        x = x.view(B, f, h, w, pt, ph, pw, c)
+        x = torch.einsum("bfhwpqrc->bcfphqwr", x)
+        return x.reshape(B, c, f * pt, h * ph, w * pw)
+
+    # ------------------------------------------------------------------ forward
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor,
+                clip_fea: Optional[torch.Tensor] = None, y: Optional[torch.Tensor] = None,
+                fps=None, *, causal_block_size: Optional[int] = None, cache=None,
+                rope_frame_offset: int = 0) -> torch.Tensor:
+        cfg = self.config
+        dev, dt = self.device, self.compute_dtype
+        if x.dim() != 5:
+            raise ValueError("x must be [B, C, F, H, W], got shape %s" % list(x.shape))
+        if y is not None:
+            x = torch.cat([x.to(dev), y.to(dev, x.dtype)], dim=1)
+        B, C, F_, H, W = x.shape
+        if C != cfg.in_dim:
+            hint = " (image-to-video models need y with %d channels)" % (cfg.in_dim - 16) if cfg.in_dim > C else ""
+            raise ValueError("the model takes %d input channels, got %d%s" % (cfg.in_dim, C, hint))
+        pt, ph, pw = cfg.patch_size
+        if F_ % pt or H % ph or W % pw:
+            raise ValueError("latent size F x H x W = %d x %d x %d must be divisible by the patch %s"
+                             % (F_, H, W, list(cfg.patch_size)))
+        if cfg.image_dim and clip_fea is None:
+            raise ValueError("image-to-video models need clip_fea (CLIP image tokens)")
+        grid = (F_ // pt, H // ph, W // pw)
+
+        x = self.patch_embedding(x.to(dev, dt)).flatten(2).transpose(1, 2).float()  # [B, L, D]
+        e, e0 = self.embed_time(t, B, grid[0], fps, dev)
+        text, image = self.embed_context(context, clip_fea)
+        rope = rope_table(grid, cfg.head_dim, dev, rope_frame_offset)
+        causal = causal_block_size if causal_block_size is not None else self.causal_block_size
+
+        if cache is not None:
+            residual = cache.lookup(e, e0)
+            if residual is not None:
+                x = x + residual.to(x.device)
+            else:
+                x_in = x
+                x = self.run_blocks(x, e0, text, image, rope, grid, causal)
+                cache.store(x - x_in)
+        else:
+            x = self.run_blocks(x, e0, text, image, rope, grid, causal)
+
+        out = self.head(x, e)
+        return self.unpatchify(out, grid).float()
