@@ -1,0 +1,141 @@
+"""Flow solvers that advance a sample along a sigma schedule, one model output at a time.
+
+* :class:`UniPCSolver`: UniPC with flow prediction, data (x0) prediction, B(h) = e^h - 1
+  ("bh2"), a predictor of order <= 2 (order 1 on the first step, lower order on the last
+  steps) and a corrector on every step after the first, as the official SkyReels-V2
+  ``FlowUniPCMultistepScheduler`` does.  Scalars are float32 0-d tensors like the reference.
+* :class:`EulerSolver`: ``x + (sigma_next - sigma) * v``.
+
+A solver holds its own multistep history, so diffusion forcing keeps one per latent frame.
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import torch
+
+SOLVERS = ("unipc", "euler")
+
+
+class EulerSolver:
+    def __init__(self, sigmas: torch.Tensor):
+        self.sigmas = sigmas.float().cpu()
+        self.index = 0
+
+    @property
+    def done(self) -> bool:
+        return self.index >= self.sigmas.shape[0] - 1
+
+    def step(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        i = self.index
+        dt = (self.sigmas[i + 1] - self.sigmas[i]).to(x.device)
+        self.index += 1
+        return (x.float() + dt * v.float()).to(x.dtype)
+
+
+def _lam(sigma: torch.Tensor) -> torch.Tensor:
+    return torch.log(1 - sigma) - torch.log(sigma)
+
+
+def _coefficients(hh: torch.Tensor, rks: torch.Tensor, order: int):
+    """R matrix and b vector of UniPC-bh2 for ``order``; also h*phi_1(h) and B(h)."""
+    h_phi_1 = torch.expm1(hh)
+    h_phi_k = h_phi_1 / hh - 1
+    b_h = torch.expm1(hh)
+    factorial = 1
+    R, b = [], []
+    for k in range(1, order + 1):
+        R.append(torch.pow(rks, k - 1))
+        b.append(h_phi_k * factorial / b_h)
+        factorial *= k + 1
+        h_phi_k = h_phi_k / hh - 1 / factorial
+    return torch.stack(R), torch.stack(b), h_phi_1, b_h
+
+
+class UniPCSolver:
+    def __init__(self, sigmas: torch.Tensor, order: int = 2, lower_order_final: bool = True):
+        self.sigmas = sigmas.float().cpu()
+        self.steps = self.sigmas.shape[0] - 1
+        self.order = order
+        self.lower_order_final = lower_order_final
+        self.index = 0
+        self.history: List[torch.Tensor] = []   # x0 predictions, newest last
+        self.last_sample: Optional[torch.Tensor] = None
+        self.this_order = 1
+        self.lower_order_nums = 0
+
+    @property
+    def done(self) -> bool:
+        return self.index >= self.steps
+
+    def step(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.done:
+            raise RuntimeError("the solver has already taken all %d steps" % self.steps)
+        i = self.index
+        dtype = x.dtype
+        x = x.float()
+        x0 = x - self.sigmas[i].to(x.device) * v.float()
+        if i > 0 and self.last_sample is not None:
+            x = self._correct(x0, self.last_sample, x, self.this_order)
+        self.history = (self.history + [x0])[-self.order:]
+        order = min(self.order, self.steps - i) if self.lower_order_final else self.order
+        self.this_order = min(order, self.lower_order_nums + 1)
+        self.last_sample = x
+        out = self._predict(x, self.this_order)
+        self.lower_order_nums = min(self.lower_order_nums + 1, self.order)
+        self.index += 1
+        return out.to(dtype)
+
+    # ---------------------------------------------------------------- UniP (predictor)
+
+    def _predict(self, x: torch.Tensor, order: int) -> torch.Tensor:
+        i, sig = self.index, self.sigmas
+        sigma_t, sigma_s0 = sig[i + 1], sig[i]
+        alpha_t = 1 - sigma_t
+        lam_s0 = _lam(sigma_s0)
+        h = _lam(sigma_t) - lam_s0
+        m0 = self.history[-1]
+        rks, d1s = [], []
+        for k in range(1, order):
+            rk = (_lam(sig[i - k]) - lam_s0) / h
+            rks.append(rk)
+            d1s.append((self.history[-(k + 1)] - m0) / rk.to(x.device))
+        rks.append(torch.tensor(1.0))
+        R, b, h_phi_1, b_h = _coefficients(-h, torch.stack(rks), order)
+        dev = x.device
+        x_t = (sigma_t / sigma_s0).to(dev) * x - (alpha_t * h_phi_1).to(dev) * m0
+        if d1s:
+            rhos = torch.tensor([0.5]) if order == 2 else torch.linalg.solve(R[:-1, :-1], b[:-1])
+            res = sum(r.to(dev) * d for r, d in zip(rhos, d1s))
+            x_t = x_t - (alpha_t * b_h).to(dev) * res
+        return x_t
+
+    # ---------------------------------------------------------------- UniC (corrector)
+
+    def _correct(self, model_t: torch.Tensor, last: torch.Tensor, this: torch.Tensor, order: int) -> torch.Tensor:
+        i, sig = self.index, self.sigmas
+        sigma_t, sigma_s0 = sig[i], sig[i - 1]
+        alpha_t = 1 - sigma_t
+        lam_s0 = _lam(sigma_s0)
+        h = _lam(sigma_t) - lam_s0
+        m0 = self.history[-1]
+        rks, d1s = [], []
+        for k in range(1, order):
+            rk = (_lam(sig[i - (k + 1)]) - lam_s0) / h
+            rks.append(rk)
+            d1s.append((self.history[-(k + 1)] - m0) / rk.to(this.device))
+        rks.append(torch.tensor(1.0))
+        R, b, h_phi_1, b_h = _coefficients(-h, torch.stack(rks), order)
+        rhos = torch.tensor([0.5]) if order == 1 else torch.linalg.solve(R, b)
+        dev = this.device
+        x_t = (sigma_t / sigma_s0).to(dev) * last - (alpha_t * h_phi_1).to(dev) * m0
+        res = sum(r.to(dev) * d for r, d in zip(rhos[:-1], d1s)) if d1s else 0
+        return x_t - (alpha_t * b_h).to(dev) * (res + rhos[-1].to(dev) * (model_t - m0))
+
+
+def make_solver(name: str, sigmas: torch.Tensor):
+    if name == "unipc":
+        return UniPCSolver(sigmas)
+    if name == "euler":
+        return EulerSolver(sigmas)
+    raise ValueError("unknown solver %r; choose one of %s" % (name, ", ".join(SOLVERS)))
