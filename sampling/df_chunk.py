@@ -28,16 +28,32 @@ class DFChunkSettings:
     causal_block_size: int = 1
     addnoise_condition: int = 0
     solver: str = "unipc"
+    # Keep every prefix frame clean even when it does not fill a whole causal block.  The
+    # official code counts ready frames in whole blocks only, so with causal_block_size 5 a
+    # one-frame start image is denoised again (spec section 12, quirk 3); we pin it instead.
+    pin_prefix: bool = True
 
 
 def chunk_schedule(num_frames: int, num_prefix: int, end_frames: int, schedule: Schedule,
                    settings: DFChunkSettings) -> DFSchedule:
-    """The chunk's matrix, with end-frame columns pinned at t = 0 and never updated."""
-    s = df_schedule(num_frames + end_frames, schedule.template(), settings.ar_step, num_prefix,
-                    settings.causal_block_size)
+    """The chunk's matrix, plus end-frame columns pinned at t = 0 and never updated.
+
+    The official code builds the matrix with the end frame as one more block and then
+    overwrites its column; in asynchronous mode that block only adds rows in which no real
+    frame changes.  Building the matrix for the real frames and appending the pinned columns
+    gives the same real-frame rows without those idle model calls, and does not need the
+    end frame to fill a whole causal block.
+    """
+    s = df_schedule(num_frames, schedule.template(), settings.ar_step, num_prefix, settings.causal_block_size)
+    if settings.pin_prefix and num_prefix % settings.causal_block_size:
+        s.step_matrix[:, :num_prefix] = 0
+        s.step_index[:, :num_prefix] = s.num_steps + 1
+        s.update_mask[:, :num_prefix] = False
     if end_frames:
-        s.step_matrix[:, num_frames:] = 0
-        s.update_mask[:, num_frames:] = False
+        rows = s.rows
+        s.step_matrix = torch.cat([s.step_matrix, torch.zeros(rows, end_frames, dtype=torch.int64)], dim=1)
+        s.step_index = torch.cat([s.step_index, torch.full((rows, end_frames), s.num_steps + 1)], dim=1)
+        s.update_mask = torch.cat([s.update_mask, torch.zeros(rows, end_frames, dtype=torch.bool)], dim=1)
     return s
 
 

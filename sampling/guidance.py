@@ -24,6 +24,9 @@ class ModelInputs:
     def with_context(self, context: torch.Tensor) -> "ModelInputs":
         return replace(self, context=context)
 
+    def for_fps(self, fps_index: Optional[int]) -> "ModelInputs":
+        return replace(self, fps=fps_index)
+
 
 class Denoiser:
     def __init__(self, model, cond: ModelInputs, uncond: Optional[ModelInputs], scale: float,

@@ -21,3 +21,12 @@ class NoiseSource:
     def randn(self, shape: Sequence[int], device="cpu", dtype=torch.float32) -> torch.Tensor:
         t = torch.randn(tuple(shape), generator=self.generator, dtype=torch.float32)
         return t.to(device=device, dtype=dtype)
+
+
+def chunk_seed(seed: int, chunk: int) -> int:
+    """Seed of chunk ``chunk`` of a long render: chunk 0 uses ``seed`` itself, so a one-chunk
+    video equals an ordinary run; later chunks get independent streams, so resuming from a
+    saved chunk reproduces the rest exactly."""
+    if chunk == 0:
+        return int(seed)
+    return (int(seed) ^ (chunk * 0x9E3779B97F4A7C15)) & 0xFFFF_FFFF_FFFF_FFFF

@@ -1,0 +1,252 @@
+"""Diffusion-forcing video of any length, synchronous or asynchronous (spec section 4.5).
+
+The video is made chunk by chunk (``df_plan``).  Each chunk is denoised with one timestep
+per latent frame (``df_chunk``), decoded, handed to the sinks, and forgotten except for the
+overlap the next chunk starts from.  So device memory does not grow with the length.
+
+Two ways to carry the overlap from one chunk to the next:
+
+* ``"pixel"`` (official): decode the chunk, re-encode its last ``overlap_history`` pixel
+  frames with the VAE as the next prefix.  Costs one VAE encode per chunk and a VAE round
+  trip of the overlap, which can shift colours a little each time.
+* ``"latent"``: keep the chunk's last overlap latents as they are, no VAE round trip.
+  Cheaper, and the overlap the model sees is exactly what it made.
+
+Conditioning: a prompt per chunk (the last one repeats), a start image (image-to-video by
+a clean first latent), an end image (a clean latent after the last chunk's frames, pinned at
+t = 0), or an input video to extend.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+
+from ..host import Progress, check_interrupt, log
+from .chunk_store import ChunkFolder, ChunkSink, FinishedChunk, Tee, run_signature
+from .df_chunk import DFChunkSettings, sample_df_chunk
+from .df_plan import DFVideoPlan, plan_df_video
+from .guidance import Denoiser, ModelInputs
+from .noise import NoiseSource, chunk_seed
+from .sigmas import flow_schedule
+from .video_codec import VideoCodec
+
+HISTORY_MODES = ("latent", "pixel")
+
+
+@dataclass
+class DFVideoSettings:
+    width: int = 960
+    height: int = 544
+    num_frames: int = 97
+    base_num_frames: int = 97
+    overlap_history: Optional[int] = 17
+    steps: int = 30
+    shift: float = 8.0
+    guidance: float = 6.0
+    ar_step: int = 0
+    causal_block_size: int = 1
+    addnoise_condition: int = 20
+    fps: float = 24.0
+    seed: int = 0
+    solver: str = "unipc"
+    sigma_grid: str = "official"
+    history: str = "latent"
+    causal_attention: bool = False
+    color_match: str = "none"
+    color_match_strength: float = 1.0
+
+    @property
+    def fps_index(self) -> int:
+        """Row of the DF-1.3B fps table: 0 for 16 fps, 1 for anything else (official rule)."""
+        return 0 if round(self.fps) == 16 else 1
+
+    def check(self) -> None:
+        if self.width % 16 or self.height % 16:
+            raise ValueError("width and height must be multiples of 16, got %dx%d" % (self.width, self.height))
+        if self.history not in HISTORY_MODES:
+            raise ValueError("history must be one of %s" % ", ".join(HISTORY_MODES))
+        if self.addnoise_condition < 0 or self.addnoise_condition >= 1000:
+            raise ValueError("addnoise_condition must be in [0, 999]")
+        if self.addnoise_condition > 60:
+            log("addnoise_condition %d is high; the official advice is 20 (at most 50) for consistent long videos"
+                % self.addnoise_condition)
+
+
+@dataclass
+class DFConditioning:
+    prompts: Sequence[ModelInputs]             # one per chunk; the last repeats
+    negative: Optional[ModelInputs] = None
+    start_image: Optional[torch.Tensor] = None  # IMAGE [1, H, W, 3], already at width x height
+    end_image: Optional[torch.Tensor] = None    # IMAGE [1, H, W, 3], already at width x height
+    video: Optional[torch.Tensor] = None        # IMAGE [T, H, W, 3], already at width x height (extension)
+
+    def prompt_for(self, chunk: int) -> ModelInputs:
+        if not self.prompts:
+            raise ValueError("no prompt given")
+        return self.prompts[min(chunk, len(self.prompts) - 1)]
+
+
+@dataclass
+class DFVideoResult:
+    plan: DFVideoPlan
+    frames_made: int
+    resumed_chunks: int
+    latents: torch.Tensor = field(default=None)  # normalised latents of the generated frames [1, 16, F, h, w] (CPU)
+
+
+CacheFactory = Callable[[int], Tuple[object, object]]
+
+
+def generate_df_video(model, codec: VideoCodec, settings: DFVideoSettings, cond: DFConditioning,
+                      sink: ChunkSink, chunk_dir: Optional[str] = None,
+                      cache_factory: Optional[CacheFactory] = None,
+                      color_match: Optional[Callable] = None) -> DFVideoResult:
+    """Make the whole video; finished chunks go to ``sink`` (and to ``chunk_dir`` if given)."""
+    settings.check()
+    s = settings
+    extension = cond.video is not None
+    plan = plan_df_video(s.num_frames, s.base_num_frames, s.overlap_history, s.causal_block_size,
+                         start_image=cond.start_image is not None and not extension,
+                         end_image=cond.end_image is not None, extension=extension)
+    if extension and cond.video.shape[0] < s.overlap_history:
+        raise ValueError("the video to extend has %d frames; it needs at least overlap_history = %d"
+                         % (cond.video.shape[0], s.overlap_history))
+    _check_image(cond.start_image, s, "start image")
+    _check_image(cond.end_image, s, "end image")
+    _check_image(cond.video, s, "video to extend")
+
+    schedule = flow_schedule(s.steps, s.shift, s.sigma_grid)
+    chunk_settings = DFChunkSettings(ar_step=s.ar_step, causal_block_size=s.causal_block_size,
+                                     addnoise_condition=s.addnoise_condition, solver=s.solver)
+    device = model.device
+    h, w = s.height // 8, s.width // 8
+    model.causal_block_size = s.causal_block_size if s.causal_attention else None
+
+    store = None
+    if chunk_dir:
+        store = ChunkFolder(chunk_dir, run_signature(_signature(s, cond)), asdict(s))
+    done = store.finished() if store is not None else []
+    out = Tee(sink, store)
+
+    total_rows = plan.total_rows(s.steps, s.ar_step, s.causal_block_size)
+    progress = Progress(total_rows, "diffusion forcing")
+    start_latent = codec.encode(cond.start_image) if cond.start_image is not None and not extension else None
+    end_latent = codec.encode(cond.end_image) if cond.end_image is not None else None
+    reference = None  # colour reference: the first chunk's frames
+    history = _initial_history(codec, cond, s, plan) if extension else None
+    latents_out: List[torch.Tensor] = []
+    made = 0
+    try:
+        for chunk in plan.chunks:
+            check_interrupt()
+            if chunk.index < len(done):
+                fin = done[chunk.index]
+                sink.add(fin)
+                history = fin.history
+                reference = fin.frames if reference is None else reference
+                latents_out.append(_new_latents(fin.latents, chunk, plan))
+                made += fin.frames.shape[0]
+                progress.update(chunk.rows(s.steps, s.ar_step, s.causal_block_size))
+                continue
+
+            noise = NoiseSource(chunk_seed(s.seed, chunk.index))
+            x = noise.randn((1, 16, chunk.latent_frames, h, w), device=device)
+            prefix = _prefix_latents(codec, chunk, history, start_latent, s)
+            if prefix is not None:
+                x[:, :, :prefix.shape[2]] = prefix.to(device, x.dtype)
+            den = Denoiser(model, cond.prompt_for(chunk.index).for_fps(s.fps_index),
+                           cond.negative.for_fps(s.fps_index) if cond.negative is not None else None,
+                           s.guidance, _caches(cache_factory, chunk, s))
+            with torch.no_grad():
+                z = sample_df_chunk(den, x, chunk.prefix_latents, schedule, chunk_settings, noise,
+                                    end_latent if chunk.end_frame else None, progress)
+            check_interrupt()
+            frames = codec.decode(z)
+            keep_from = 0 if (chunk.index == 0 and not extension) else plan.overlap_frames
+            new = frames[keep_from:]
+            if reference is None:
+                reference = new
+            elif s.color_match != "none" and color_match is not None:
+                new = color_match(new, reference, s.color_match, s.color_match_strength)
+            history = _next_history(s, plan, z, history, new)
+            fin = FinishedChunk(chunk.index, new, z.cpu(), history)
+            out.add(fin)
+            latents_out.append(_new_latents(fin.latents, chunk, plan))
+            made += new.shape[0]
+            del z, frames, x
+    finally:
+        progress.close()
+        out.close()
+    return DFVideoResult(plan=plan, frames_made=made, resumed_chunks=min(len(done), len(plan.chunks)),
+                         latents=torch.cat(latents_out, dim=2) if latents_out else None)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_image(img: Optional[torch.Tensor], s: DFVideoSettings, what: str) -> None:
+    if img is None:
+        return
+    if img.dim() != 4 or img.shape[-1] != 3:
+        raise ValueError("%s must be an IMAGE [frames, height, width, 3], got %s" % (what, list(img.shape)))
+    if img.shape[1] != s.height or img.shape[2] != s.width:
+        raise ValueError("%s is %dx%d; it must be resized to %dx%d first"
+                         % (what, img.shape[2], img.shape[1], s.width, s.height))
+
+
+def _initial_history(codec: VideoCodec, cond: DFConditioning, s: DFVideoSettings, plan: DFVideoPlan):
+    """Extension: the input video's last overlap frames (pixels; encoded on use)."""
+    return cond.video[-plan.overlap_frames:].clone()
+
+
+def _prefix_latents(codec: VideoCodec, chunk, history, start_latent, s: DFVideoSettings):
+    if chunk.prefix_latents == 0:
+        return None
+    if history is None:  # first chunk of a text/image-to-video
+        return start_latent
+    if history.dim() == 4:  # pixels [T, H, W, 3]
+        z = codec.encode(history)
+    else:
+        z = history
+    return z[:, :, :chunk.prefix_latents]
+
+
+def _next_history(s: DFVideoSettings, plan: DFVideoPlan, z: torch.Tensor, history, new_frames: torch.Tensor):
+    if plan.overlap_latents == 0:
+        return None
+    if s.history == "latent":
+        return z[:, :, -plan.overlap_latents:].detach().cpu().clone()
+    o = plan.overlap_frames
+    if history is not None and history.dim() == 4 and new_frames.shape[0] < o:
+        return torch.cat([history, new_frames], dim=0)[-o:].clone()
+    return new_frames[-o:].clone()
+
+
+def _new_latents(z: torch.Tensor, chunk, plan: DFVideoPlan) -> torch.Tensor:
+    """The chunk's latents without the prefix it shares with the previous chunk."""
+    if chunk.index == 0 and not plan.extension:
+        return z
+    return z[:, :, plan.overlap_latents:]
+
+
+def _caches(factory: Optional[CacheFactory], chunk, s: DFVideoSettings):
+    if factory is None:
+        return (None, None)
+    return factory(chunk.rows(s.steps, s.ar_step, s.causal_block_size))
+
+
+def _signature(s: DFVideoSettings, cond: DFConditioning) -> dict:
+    def digest(t):
+        if t is None:
+            return None
+        t = t.float().cpu()
+        return [list(t.shape), round(float(t.sum()), 3), round(float((t * t).sum()), 3)]
+
+    return {
+        "settings": asdict(s),
+        "prompts": [digest(p.context) for p in cond.prompts],
+        "negative": digest(cond.negative.context) if cond.negative is not None else None,
+        "start": digest(cond.start_image), "end": digest(cond.end_image), "video": digest(cond.video),
+    }

@@ -1,0 +1,43 @@
+"""Between pixels and the DiT's latent space: the Wan VAE seen from the samplers.
+
+Pixels are ComfyUI IMAGE tensors [T, H, W, 3] in [0, 1] on the CPU; latents are the DiT's
+normalised latents [1, 16, F, H/8, W/8].  (ComfyUI's LATENT holds the raw VAE mean; the
+conversion is ``vae.normalize`` / ``vae.denormalize``.)
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+
+class VideoCodec:
+    def __init__(self, vae, device: Optional[torch.device] = None, tile=None):
+        self.vae = vae
+        self.device = torch.device(device) if device is not None else _module_device(vae)
+        self.tile = tile
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """IMAGE [T, H, W, 3] (T = 4k+1) -> normalised latent [1, 16, (T-1)/4+1, H/8, W/8], float32."""
+        video = images.permute(3, 0, 1, 2).unsqueeze(0).to(self.device, torch.float32) * 2 - 1
+        with torch.no_grad():
+            mu = self.vae.encode(video, tile=self.tile)
+        return self.vae.normalize(mu).float()
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Normalised latent [1, 16, F, h, w] -> IMAGE [4F-3, 8h, 8w, 3] in [0, 1] on the CPU."""
+        with torch.no_grad():
+            video = self.vae.decode(self.vae.denormalize(z.to(self.device, torch.float32)), tile=self.tile)
+        return ((video[0].float().cpu() + 1) / 2).clamp(0, 1).permute(1, 2, 3, 0).contiguous()
+
+    def to_raw(self, z: torch.Tensor) -> torch.Tensor:
+        return self.vae.denormalize(z.float()).cpu()
+
+    def from_raw(self, mu: torch.Tensor) -> torch.Tensor:
+        return self.vae.normalize(mu.float())
+
+
+def _module_device(m) -> torch.device:
+    for p in m.parameters():
+        return p.device
+    return torch.device("cpu")
