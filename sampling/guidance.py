@@ -27,6 +27,12 @@ class ModelInputs:
     def for_fps(self, fps_index: Optional[int]) -> "ModelInputs":
         return replace(self, fps=fps_index)
 
+    def to(self, model) -> "ModelInputs":
+        """The tensors on the model's device (the model casts them to its compute dtype)."""
+        dev = model.device
+        move = lambda t: None if t is None else t.to(dev)  # noqa: E731
+        return replace(self, context=move(self.context), clip_fea=move(self.clip_fea), y=move(self.y))
+
 
 class Denoiser:
     def __init__(self, model, cond: ModelInputs, uncond: Optional[ModelInputs], scale: float,

@@ -1,0 +1,148 @@
+"""Workflow files: the UI (litegraph) format the ComfyUI editor saves, and the API format.
+
+``to_api(workflow, node_classes)`` turns either into the API form ``{id: {"class_type",
+"inputs", "_meta"}}``, the way the ComfyUI frontend does: widget values are matched to the
+node's widget inputs in declaration order (with the extra "control after generate" value
+after seeds and the upload-button value after upload combos), links become
+``[source_id, output_index]``, notes and other UI-only nodes are dropped, muted nodes removed
+and bypassed nodes wired around.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Optional, Tuple
+
+WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
+UI_ONLY = {"Note", "MarkdownNote", "PrimitiveNode", "Reroute"}
+CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
+UPLOAD_VALUES = {"image", "video", "audio", "file", None, ""}
+MODE_MUTED, MODE_BYPASS = 2, 4
+
+
+class WorkflowError(ValueError):
+    """A workflow file that cannot be read or converted; the message says where."""
+
+
+def load(path: str) -> dict:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise WorkflowError("workflow file %s not found" % path)
+    except json.JSONDecodeError as e:
+        raise WorkflowError("%s is not valid JSON: %s" % (path, e))
+
+
+def is_api(workflow: dict) -> bool:
+    return bool(workflow) and "nodes" not in workflow and all(
+        isinstance(v, dict) and "class_type" in v for v in workflow.values())
+
+
+def is_widget(spec) -> bool:
+    t = spec[0]
+    return isinstance(t, (list, tuple)) or t in WIDGET_TYPES or t == "COMBO"
+
+
+def widget_inputs(node_cls) -> List[Tuple[str, tuple]]:
+    """(name, spec) of the widget inputs, in the order the editor lays them out."""
+    types = node_cls.INPUT_TYPES()
+    out = []
+    for section in ("required", "optional"):
+        for name, spec in types.get(section, {}).items():
+            if is_widget(spec):
+                out.append((name, spec))
+    return out
+
+
+def _opts(spec) -> dict:
+    return spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+
+
+def has_control(name: str, spec) -> bool:
+    """Whether the editor adds a "control after generate" widget after this input."""
+    o = _opts(spec)
+    return spec[0] == "INT" and (o.get("control_after_generate") or name in ("seed", "noise_seed"))
+
+
+def widget_values_to_inputs(node_cls, values: List[Any]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    i = 0
+    for name, spec in widget_inputs(node_cls):
+        if i >= len(values):
+            break
+        out[name] = values[i]
+        i += 1
+        if has_control(name, spec) and i < len(values) and values[i] in CONTROL_VALUES:
+            i += 1
+        o = _opts(spec)
+        if (o.get("image_upload") or o.get("video_upload")) and i < len(values) and values[i] in UPLOAD_VALUES:
+            i += 1
+    return out
+
+
+def to_api(workflow: dict, node_classes: Dict[str, type]) -> Dict[str, dict]:
+    if is_api(workflow):
+        return {str(k): {"class_type": v["class_type"], "inputs": dict(v.get("inputs", {})),
+                         "_meta": dict(v.get("_meta", {}))} for k, v in workflow.items()}
+    if "nodes" not in workflow:
+        raise WorkflowError("not a ComfyUI workflow (neither the UI format with 'nodes' nor the API format)")
+    if workflow.get("definitions", {}).get("subgraphs"):
+        raise WorkflowError("workflows with subgraphs are not supported headless; run it in ComfyUI or flatten it")
+    nodes = {n["id"]: n for n in workflow["nodes"]}
+    links = {}
+    for link in workflow.get("links", []):
+        if isinstance(link, dict):
+            links[link["id"]] = (link["origin_id"], link["origin_slot"], link["target_id"], link["target_slot"])
+        else:
+            links[link[0]] = (link[1], link[2], link[3], link[4])
+
+    def source(link_id) -> Optional[Tuple[int, int]]:
+        """Follow a link to a real producing node, through reroutes and bypassed nodes."""
+        seen = 0
+        while link_id is not None and seen < 1000:
+            seen += 1
+            if link_id not in links:
+                return None
+            origin, slot, _, _ = links[link_id]
+            node = nodes.get(origin)
+            if node is None:
+                return None
+            if node.get("type") == "Reroute" or node.get("mode") == MODE_BYPASS:
+                link_id = _bypass_input(node, slot)
+                continue
+            if node.get("mode") == MODE_MUTED:
+                return None
+            return origin, slot
+        return None
+
+    def _bypass_input(node, out_slot):
+        out_type = None
+        outs = node.get("outputs") or []
+        if out_slot < len(outs):
+            out_type = outs[out_slot].get("type")
+        candidates = [inp for inp in (node.get("inputs") or []) if inp.get("link") is not None]
+        for inp in candidates:
+            if out_type is None or inp.get("type") == out_type:
+                return inp["link"]
+        return None
+
+    api: Dict[str, dict] = {}
+    for nid, node in nodes.items():
+        ntype = node.get("type")
+        if ntype in UI_ONLY or node.get("mode") in (MODE_MUTED, MODE_BYPASS):
+            continue
+        cls = node_classes.get(ntype)
+        if cls is None:
+            raise WorkflowError("node %s uses the node type %r, which is not installed" % (nid, ntype))
+        inputs = widget_values_to_inputs(cls, node.get("widgets_values") or [])
+        for inp in node.get("inputs") or []:
+            if inp.get("link") is None:
+                continue
+            src = source(inp["link"])
+            if src is None:
+                inputs.pop(inp["name"], None)
+                continue
+            inputs[inp["name"]] = [str(src[0]), src[1]]
+        meta = {"title": node.get("title") or ntype}
+        api[str(nid)] = {"class_type": ntype, "inputs": inputs, "_meta": meta}
+    return api

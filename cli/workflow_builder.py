@@ -1,0 +1,145 @@
+"""Writes UI-format (litegraph 0.4) workflow files, the kind the ComfyUI editor saves and loads.
+
+The shipped workflows are described in ``shipped_workflows.py`` as small graphs (nodes with
+widget values by name, links by input name) and turned into editor JSON here, with widget
+values in the order the editor expects them, so they cannot drift from the node definitions.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from .workflow import has_control, is_widget, widget_inputs
+
+PACK_ID = "comfyui-skyreels"
+
+
+@dataclass
+class Node:
+    id: int
+    type: str
+    pos: Tuple[int, int]
+    widgets: Dict[str, Any] = field(default_factory=dict)     # widget input -> value (others: defaults)
+    links: Dict[str, Tuple[int, int]] = field(default_factory=dict)  # input -> (source node id, output index)
+    title: Optional[str] = None
+    size: Tuple[int, int] = (320, 0)
+
+
+@dataclass
+class Note:
+    id: int
+    pos: Tuple[int, int]
+    text: str
+    size: Tuple[int, int] = (460, 360)
+
+
+def _default(spec):
+    t = spec[0]
+    o = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    if "default" in o:
+        return o["default"]
+    if isinstance(t, (list, tuple)):
+        return t[0] if t else ""
+    return {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}.get(t)
+
+
+def build(nodes: List[Any], classes: Dict[str, type], version: str = "0.1.0") -> dict:
+    real = [n for n in nodes if isinstance(n, Node)]
+    by_id = {n.id: n for n in real}
+    links: List[list] = []
+    out_links: Dict[Tuple[int, int], List[int]] = {}
+    in_link: Dict[Tuple[int, str], int] = {}
+    for n in real:
+        cls = classes[n.type]
+        types = cls.INPUT_TYPES()
+        specs = dict(types.get("required", {}), **types.get("optional", {}))
+        for name, (src, slot) in n.links.items():
+            if name not in specs:
+                raise ValueError("%s has no input %r" % (n.type, name))
+            src_cls = classes[by_id[src].type]
+            lid = len(links) + 1
+            t = src_cls.RETURN_TYPES[slot]
+            links.append([lid, src, slot, n.id, None, t])
+            out_links.setdefault((src, slot), []).append(lid)
+            in_link[(n.id, name)] = lid
+    ui_nodes = []
+    order = _order(real)
+    for n in nodes:
+        if isinstance(n, Note):
+            ui_nodes.append({"id": n.id, "type": "Note", "pos": list(n.pos), "size": list(n.size), "flags": {},
+                             "order": 0, "mode": 0, "inputs": [], "outputs": [], "properties": {},
+                             "widgets_values": [n.text], "color": "#432", "bgcolor": "#653"})
+            continue
+        cls = classes[n.type]
+        types = cls.INPUT_TYPES()
+        inputs = []
+        slot = 0
+        for section in ("required", "optional"):
+            for name, spec in types.get(section, {}).items():
+                lid = in_link.get((n.id, name))
+                if is_widget(spec):
+                    if lid is None:
+                        continue
+                    entry = {"name": name, "type": _tname(spec[0]), "link": lid, "widget": {"name": name}}
+                else:
+                    entry = {"name": name, "type": spec[0], "link": lid}
+                if section == "optional":
+                    entry["shape"] = 7
+                if lid is not None:
+                    links[lid - 1][4] = slot
+                inputs.append(entry)
+                slot += 1
+        unknown = set(n.widgets) - {name for name, _ in widget_inputs(cls)}
+        if unknown:
+            raise ValueError("%s has no widgets %s" % (n.type, sorted(unknown)))
+        values = []
+        for name, spec in widget_inputs(cls):
+            values.append(n.widgets.get(name, _default(spec)))
+            if has_control(name, spec):
+                values.append("fixed")
+            o = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+            if o.get("image_upload"):
+                values.append("image")
+            elif o.get("video_upload"):
+                values.append("video")
+        outputs = []
+        names = getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)
+        for i, t in enumerate(cls.RETURN_TYPES):
+            outputs.append({"name": names[i], "type": t, "links": out_links.get((n.id, i), []), "slot_index": i})
+        height = n.size[1] or 46 + 24 * (len(inputs) + len(values)) + 20 * len(outputs)
+        node = {"id": n.id, "type": n.type, "pos": list(n.pos), "size": [n.size[0], height], "flags": {},
+                "order": order[n.id], "mode": 0, "inputs": inputs, "outputs": outputs,
+                "properties": {"Node name for S&R": n.type, "cnr_id": PACK_ID, "ver": version},
+                "widgets_values": values}
+        if n.title:
+            node["title"] = n.title
+        ui_nodes.append(node)
+    ids = [n.id for n in nodes]
+    return {"id": "00000000-0000-4000-8000-%012d" % sum(ids), "revision": 0, "last_node_id": max(ids),
+            "last_link_id": len(links), "nodes": ui_nodes, "links": links, "groups": [], "config": {},
+            "extra": {"ds": {"scale": 0.75, "offset": [40, 40]}}, "version": 0.4}
+
+
+def _tname(t):
+    return "COMBO" if isinstance(t, (list, tuple)) else t
+
+
+def _order(nodes: List[Node]) -> Dict[int, int]:
+    done: Dict[int, int] = {}
+    by_id = {n.id: n for n in nodes}
+
+    def visit(n):
+        if n.id in done:
+            return
+        for src, _ in n.links.values():
+            visit(by_id[src])
+        done[n.id] = len(done) + 1
+
+    for n in nodes:
+        visit(n)
+    return done
+
+
+def dumps(workflow: dict) -> str:
+    return json.dumps(workflow, indent=2, ensure_ascii=False) + "\n"

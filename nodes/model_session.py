@@ -1,0 +1,29 @@
+"""Putting the DiT on the compute device for one sampling job, and the step caches for it."""
+from __future__ import annotations
+
+import contextlib
+
+from .. import host
+
+
+@contextlib.contextmanager
+def dit_session(handle):
+    """The DiT ready on the compute device within the handle's VRAM budget; released after."""
+    from ..memory.offload import prepare_for_sampling, release
+
+    device = host.torch_device()
+    prepare_for_sampling(handle.model, device, handle.vram_budget_gb or None)
+    try:
+        yield handle.model
+    finally:
+        release(handle.model)
+
+
+def step_caches(settings, config, calls_per_branch: int, latent_hw=None):
+    """(cond, uncond) TeaCache objects for ``calls_per_branch`` model calls, or (None, None)."""
+    if settings is None or settings.threshold <= 0:
+        return (None, None)
+    from ..sampling.teacache import teacache_pair
+
+    return teacache_pair(config, settings.threshold, calls_per_branch, use_ret_steps=settings.use_ret_steps,
+                         latent_hw=latent_hw)

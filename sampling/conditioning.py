@@ -1,0 +1,135 @@
+"""ComfyUI conditioning in and out of the engine, with no ComfyUI import.
+
+CONDITIONING is a list of ``[tensor, dict]`` pairs.  The tensor is the umT5 text context
+[1, L, 4096]; our text encoder pads it to 512 rows of which the padding is exactly zero, as
+ComfyUI's own umT5 encoder does.  Image-to-video information rides in the dict under the
+names ComfyUI's Wan nodes use, so conditioning moves freely between our nodes and core ones:
+
+* ``concat_latent_image``: RAW VAE latent of [image, grey frames] [1, 16, F, h, w];
+* ``concat_mask``: [1, 1, F, h, w], 0 on the latent frames that are given, 1 elsewhere;
+* ``clip_vision_output``: an object with ``penultimate_hidden_states`` [B, 257 k, 1280].
+
+Several entries in one CONDITIONING from our text encoder are successive prompts, one per
+diffusion-forcing chunk (``skyreels_chunk`` in the dict).
+"""
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Sequence
+
+import torch
+
+from .guidance import ModelInputs
+
+
+class ClipVisionOutput:
+    """The shape of ComfyUI's CLIP_VISION_OUTPUT: attributes, also readable as items."""
+
+    def __init__(self, penultimate_hidden_states: torch.Tensor, image_embeds: Optional[torch.Tensor] = None,
+                 last_hidden_state: Optional[torch.Tensor] = None):
+        self.penultimate_hidden_states = penultimate_hidden_states
+        self.image_embeds = image_embeds
+        self.last_hidden_state = last_hidden_state
+        self.mm_projected = None
+
+    def __getitem__(self, key):
+        return getattr(self, key)
+
+    def __setitem__(self, key, value):
+        setattr(self, key, value)
+
+
+def make_conditioning(contexts: Sequence[torch.Tensor]) -> list:
+    """CONDITIONING from one context per prompt (chunk)."""
+    return [[c, {"skyreels_chunk": i}] for i, c in enumerate(contexts)]
+
+
+def set_values(conditioning: list, values: dict) -> list:
+    """A copy of ``conditioning`` with ``values`` added to every entry's dict."""
+    out = []
+    for t, d in conditioning:
+        d = dict(d)
+        d.update(values)
+        out.append([t, d])
+    return out
+
+
+def _check(conditioning, what: str) -> None:
+    if not isinstance(conditioning, (list, tuple)) or not conditioning:
+        raise ValueError("%s conditioning is empty; connect a text encode node" % what)
+    for item in conditioning:
+        if not (isinstance(item, (list, tuple)) and len(item) == 2 and isinstance(item[0], torch.Tensor)):
+            raise ValueError("%s is not CONDITIONING (a list of [tensor, dict] pairs)" % what)
+
+
+def fit_context(context: torch.Tensor, text_dim: int, text_len: int = 512) -> torch.Tensor:
+    """[1, L, D] -> [1, text_len, D]: zero-padded or truncated; checks the width."""
+    if context.dim() == 2:
+        context = context.unsqueeze(0)
+    if context.shape[-1] != text_dim:
+        raise ValueError(
+            "the text conditioning has width %d but this model expects %d; use the umT5-XXL text encoder "
+            "that belongs to the Wan / SkyReels models" % (context.shape[-1], text_dim))
+    L = context.shape[1]
+    if L > text_len:
+        return context[:, :text_len]
+    if L < text_len:
+        pad = torch.zeros(context.shape[0], text_len - L, text_dim, dtype=context.dtype, device=context.device)
+        context = torch.cat([context, pad], dim=1)
+    return context
+
+
+def contexts(conditioning, text_dim: int, text_len: int = 512, what: str = "positive") -> List[torch.Tensor]:
+    """The text contexts of ``conditioning``, in chunk order."""
+    _check(conditioning, what)
+    entries = sorted(enumerate(conditioning), key=lambda p: (p[1][1].get("skyreels_chunk", 0), p[0]))
+    return [fit_context(t, text_dim, text_len) for _, (t, _) in entries]
+
+
+def clip_tokens(conditioning) -> Optional[torch.Tensor]:
+    for _, d in conditioning:
+        out = d.get("clip_vision_output")
+        if out is not None:
+            t = out["penultimate_hidden_states"] if not isinstance(out, torch.Tensor) else out
+            return t
+    return None
+
+
+def image_condition(conditioning, num_latent_frames: int, height: int, width: int,
+                    normalize: Callable[[torch.Tensor], torch.Tensor]) -> Optional[torch.Tensor]:
+    """The I2V channels y [1, 20, F, h, w] (4 mask + 16 latent), or None if absent.
+
+    The mask follows the official construction: 1 on the given latent frames (ComfyUI's
+    ``concat_mask`` says the opposite, so it is inverted), repeated to 4 channels.
+    """
+    image = mask = None
+    for _, d in conditioning:
+        if d.get("concat_latent_image") is not None:
+            image, mask = d["concat_latent_image"], d.get("concat_mask")
+            break
+    if image is None:
+        return None
+    if image.shape[-2:] != (height, width):
+        raise ValueError("the image conditioning is %dx%d latents, the video %dx%d; use the same width and height"
+                         % (image.shape[-1], image.shape[-2], width, height))
+    image = image[:, :, :num_latent_frames].float()
+    if image.shape[2] < num_latent_frames:
+        image = torch.nn.functional.pad(image, (0, 0, 0, 0, 0, num_latent_frames - image.shape[2]))
+    if mask is None:
+        given = torch.zeros(1, 1, num_latent_frames, height, width)
+        given[:, :, 0] = 1
+    else:
+        m = mask.float()
+        if m.dim() == 4:
+            m = m.unsqueeze(1)
+        m = m.mean(dim=1, keepdim=True)[:, :, :num_latent_frames]
+        if m.shape[-2:] != (height, width):
+            m = torch.nn.functional.interpolate(m, size=(m.shape[2], height, width), mode="nearest")
+        given = 1.0 - m
+        if given.shape[2] < num_latent_frames:
+            given = torch.nn.functional.pad(given, (0, 0, 0, 0, 0, num_latent_frames - given.shape[2]))
+    return torch.cat([given.repeat(1, 4, 1, 1, 1), normalize(image[:1])], dim=1)
+
+
+def model_inputs(conditioning, text_dim: int, text_len: int, what: str, *, y=None, clip=None) -> List[ModelInputs]:
+    """One :class:`ModelInputs` per prompt/chunk of ``conditioning``."""
+    return [ModelInputs(context=c, clip_fea=clip, y=y) for c in contexts(conditioning, text_dim, text_len, what)]

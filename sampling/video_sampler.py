@@ -1,0 +1,38 @@
+"""Text-to-video and image-to-video sampling: noise, CFG, the flow solver, one timestep for all frames."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import torch
+
+from ..host import Progress
+from .flow_sampler import sample_flow
+from .guidance import Denoiser, ModelInputs
+from .noise import NoiseSource
+from .sigmas import flow_schedule
+
+SOLVER_CHOICES = ("unipc", "euler")
+GRID_CHOICES = ("official", "diffusers")
+
+
+@dataclass
+class SampleSettings:
+    steps: int = 30
+    cfg: float = 6.0
+    shift: float = 8.0
+    seed: int = 0
+    solver: str = "unipc"
+    sigma_grid: str = "official"
+
+
+def sample_video(model, shape: Sequence[int], cond: ModelInputs, uncond: Optional[ModelInputs],
+                 settings: SampleSettings, caches: Tuple[object, object] = (None, None)) -> torch.Tensor:
+    """Sample a normalised latent of ``shape`` [B, 16, F, h, w]; returns it on the CPU, float32."""
+    device = model.device
+    schedule = flow_schedule(settings.steps, settings.shift, settings.sigma_grid)
+    x = NoiseSource(settings.seed).randn(shape, device=device)
+    den = Denoiser(model, cond, uncond, settings.cfg, caches)
+    with torch.no_grad(), Progress(settings.steps, "sampling") as bar:
+        x = sample_flow(den, x, schedule, settings.solver, progress=bar)
+    return x.float().cpu()
