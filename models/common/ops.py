@@ -91,8 +91,11 @@ class RMSNorm(nn.Module):
 
 
 class Embedding(nn.Embedding):
+    """Looks rows up in the stored dtype, then upcasts only those rows to float32."""
+
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return F.embedding(idx, self.weight.to(idx.device).float())
+        rows = F.embedding(idx.to(self.weight.device), self.weight)
+        return rows.to(idx.device).float()
 
 
 def quantizable_linears(module: nn.Module):
