@@ -138,6 +138,7 @@ def generate_df_video(model, codec: VideoCodec, settings: DFVideoSettings, cond:
     history = _initial_history(codec, cond, s, plan) if extension else None
     latents_out: List[torch.Tensor] = []
     made = 0
+    stream = None  # latent history, untiled: one causal decoder across all chunks
     try:
         for chunk in plan.chunks:
             check_interrupt()
@@ -163,9 +164,7 @@ def generate_df_video(model, codec: VideoCodec, settings: DFVideoSettings, cond:
                 z = sample_df_chunk(den, x, chunk.prefix_latents, schedule, chunk_settings, noise,
                                     end_latent if chunk.end_frame else None, progress)
             check_interrupt()
-            frames = codec.decode(z)
-            keep_from = 0 if (chunk.index == 0 and not extension) else plan.overlap_frames
-            new = frames[keep_from:]
+            new, stream = _decode_new_frames(codec, stream, z, chunk, plan, s, history)
             if reference is None:
                 reference = new
             elif s.color_match != "none" and color_match is not None:
@@ -175,7 +174,7 @@ def generate_df_video(model, codec: VideoCodec, settings: DFVideoSettings, cond:
             out.add(fin)
             latents_out.append(_new_latents(fin.latents, chunk, plan))
             made += new.shape[0]
-            del z, frames, x
+            del z, x
     finally:
         progress.close()
         out.close()
@@ -222,6 +221,27 @@ def _next_history(s: DFVideoSettings, plan: DFVideoPlan, z: torch.Tensor, histor
     if history is not None and history.dim() == 4 and new_frames.shape[0] < o:
         return torch.cat([history, new_frames], dim=0)[-o:].clone()
     return new_frames[-o:].clone()
+
+
+def _decode_new_frames(codec: VideoCodec, stream, z: torch.Tensor, chunk, plan: DFVideoPlan,
+                       s: DFVideoSettings, history):
+    """The chunk's new pixel frames, and the decoder stream to use for the next chunk.
+
+    Latent history (untiled): the new latents continue one causal decode of the whole video,
+    exactly as if it had been decoded in one piece.  Otherwise (pixel history, or tiles): the
+    chunk is decoded from its start and the overlap frames are dropped (official).
+    """
+    first = chunk.index == 0 and not plan.extension
+    if s.history == "latent":
+        if stream is None:
+            stream = codec.stream()
+            if stream is not None and not first:
+                # resumed run, or extension: rebuild the causal state from the overlap latents
+                stream.feed(z[:, :, :plan.overlap_latents])
+        if stream is not None:
+            return stream.feed(z if first else z[:, :, plan.overlap_latents:]), stream
+    frames = codec.decode(z)
+    return (frames if first else frames[plan.overlap_frames:]), stream
 
 
 def _new_latents(z: torch.Tensor, chunk, plan: DFVideoPlan) -> torch.Tensor:

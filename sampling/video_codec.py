@@ -30,6 +30,14 @@ class VideoCodec:
             video = self.vae.decode(self.vae.denormalize(z.to(self.device, torch.float32)), tile=self.tile)
         return ((video[0].float().cpu() + 1) / 2).clamp(0, 1).permute(1, 2, 3, 0).contiguous()
 
+    def stream(self) -> Optional["FrameStream"]:
+        """A decoder that continues across chunks (exact), or None when tiled or unsupported."""
+        if self.tile is not None or not hasattr(self.vae, "decoder"):
+            return None
+        from ..models.wan.vae import StreamDecoder
+
+        return FrameStream(self, StreamDecoder(self.vae))
+
     def to_raw(self, z: torch.Tensor) -> torch.Tensor:
         return self.vae.denormalize(z.float()).cpu()
 
@@ -41,3 +49,17 @@ def _module_device(m) -> torch.device:
     for p in m.parameters():
         return p.device
     return torch.device("cpu")
+
+
+class FrameStream:
+    """Pixel frames of successive latent pieces of one video, decoded with a shared causal state."""
+
+    def __init__(self, codec: VideoCodec, decoder):
+        self.codec = codec
+        self.decoder = decoder
+
+    def feed(self, z: torch.Tensor) -> torch.Tensor:
+        """Normalised latents [1, 16, F, h, w] -> IMAGE frames [T, H, W, 3] on the CPU."""
+        raw = self.codec.vae.denormalize(z.to(self.codec.device, torch.float32))
+        video = self.decoder.feed(raw)
+        return ((video[0].float().cpu() + 1) / 2).clamp(0, 1).permute(1, 2, 3, 0).contiguous()

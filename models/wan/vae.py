@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from ..common import ops
 from ..common.ops import cast_to
+from ...host import check_interrupt
 
 # Per-channel latent statistics of the released Wan2.1 VAE (official WanVAE, spec §2.2).
 LATENTS_MEAN = (-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
@@ -377,6 +378,30 @@ def latent_chunks(num_latent_frames: int, per_chunk: Optional[int]) -> List[Tupl
     """[start, end) latent-frame ranges of a stream: ``per_chunk`` frames each (default 1)."""
     n = max(1, int(per_chunk or 1))
     return [(s, min(s + n, num_latent_frames)) for s in range(0, num_latent_frames, n)]
+
+
+class StreamDecoder:
+    """Decodes a long latent video piece by piece, keeping the causal state between pieces,
+    so the frames equal those of decoding the whole latent at once (untiled)."""
+
+    def __init__(self, vae: "WanVAE"):
+        self.vae = vae
+        self.cache = FeatureCache()
+        self.latent_frames = 0
+
+    @torch.no_grad()
+    def feed(self, z_raw: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+        """Raw latents [B, z, F, h, w] that follow the ones fed so far -> their pixel frames
+        (4 per latent, 1 for the very first), float32 on ``z_raw``'s device."""
+        vae = self.vae
+        outs = []
+        for f in range(z_raw.shape[2]):
+            x = vae.decoder(vae.conv2(vae._prepare(z_raw[:, :, f:f + 1])), self.cache)
+            outs.append(x.to(device=z_raw.device, dtype=torch.float32))
+            check_interrupt()
+        self.latent_frames += z_raw.shape[2]
+        video = torch.cat(outs, dim=2)
+        return video.clamp(-1, 1) if clamp else video
 
 
 class WanVAE(nn.Module):
