@@ -1,0 +1,80 @@
+"""Every shipped workflow runs headless on the demo models and writes the expected mp4."""
+import json
+import os
+
+import pytest
+
+from skyreels_pack.cli import workflow as wf
+from skyreels_pack.cli.demo_models import write_demo_models
+from skyreels_pack.cli.main import main
+from skyreels_pack.cli.shipped_workflows import SHIPPED, render_all
+from skyreels_pack.media.video_io import probe_video
+from skyreels_pack.nodes.registry import NODE_CLASS_MAPPINGS
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WORKFLOWS = os.path.join(ROOT, "workflows")
+SMALL = ["--set", "width=128", "--set", "height=96", "--set", "steps=3"]
+
+# workflow -> (extra overrides, expected frames of the written video)
+CASES = {
+    "skyreels_v2_t2v.json": (["--set", "num_frames=9"], 9),
+    "skyreels_v2_i2v.json": (["--set", "num_frames=9"], 9),
+    "skyreels_v2_df_10s_sync.json": (["--set", "num_frames=41", "--set", "base_num_frames=17",
+                                      "--set", "overlap_history=5"], 41),
+    "skyreels_v2_df_30s_async.json": (["--set", "num_frames=57", "--set", "base_num_frames=37",
+                                       "--set", "overlap_history=17"], 57),
+    "skyreels_v2_df_i2v.json": (["--set", "num_frames=9"], 9),
+    "skyreels_v2_df_start_end.json": (["--set", "num_frames=9"], 9),
+    # the example clip has 33 frames; extension appends 8 new ones
+    "skyreels_v2_df_extend.json": (["--set", "num_frames=8", "--set", "base_num_frames=17",
+                                    "--set", "overlap_history=5"], 33 + 8),
+}
+
+
+@pytest.fixture(scope="session")
+def demo_models(tmp_path_factory):
+    return write_demo_models(str(tmp_path_factory.mktemp("demo_models")))
+
+
+def test_every_shipped_workflow_has_a_case():
+    shipped = sorted(f for f in os.listdir(WORKFLOWS) if f.endswith(".json"))
+    assert shipped == sorted(SHIPPED) == sorted(CASES)
+
+
+def test_shipped_files_match_their_description():
+    for name, text in render_all(NODE_CLASS_MAPPINGS).items():
+        with open(os.path.join(WORKFLOWS, name), encoding="utf-8") as f:
+            assert f.read() == text, "%s is stale: run `python . build-workflows`" % name
+
+
+def test_shipped_workflows_carry_official_defaults_and_a_models_note():
+    for name in SHIPPED:
+        data = wf.load(os.path.join(WORKFLOWS, name))
+        notes = [n for n in data["nodes"] if n["type"] == "Note"]
+        assert notes and "ComfyUI/models/" in notes[0]["widgets_values"][0], name
+        api = wf.to_api(data, NODE_CLASS_MAPPINGS)
+        sampler = next(n for n in api.values() if n["class_type"] in ("SkyReelsSampler", "SkyReelsDFSampler"))
+        assert sampler["inputs"]["steps"] == 30
+        size = sampler["inputs"] if "width" in sampler["inputs"] else next(
+            n["inputs"] for n in api.values() if "width" in n["inputs"])
+        assert (size["width"], size["height"]) == (960, 544)
+        if "i2v" in name and "df" not in name:
+            assert (sampler["inputs"]["cfg"], sampler["inputs"]["shift"]) == (5.0, 5.0)
+        if name == "skyreels_v2_t2v.json":
+            assert (sampler["inputs"]["cfg"], sampler["inputs"]["shift"]) == (6.0, 8.0)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_workflow_runs_headless(name, demo_models, tmp_path, capsys):
+    extra, frames = CASES[name]
+    out = tmp_path / "out"
+    rc = main(["run", os.path.join(WORKFLOWS, name), "--models", demo_models, "--output", str(out), "--quiet"]
+              + SMALL + extra)
+    printed = capsys.readouterr()
+    assert rc == 0, printed.err
+    videos = list(out.rglob("*.mp4"))
+    assert len(videos) == 1, printed.out
+    info = probe_video(str(videos[0]))
+    assert info["frames"] == frames
+    assert (info["width"], info["height"]) == (128, 96)
+    assert abs(info["fps"] - 24.0) < 1e-3
