@@ -146,3 +146,35 @@ def to_api(workflow: dict, node_classes: Dict[str, type]) -> Dict[str, dict]:
         meta = {"title": node.get("title") or ntype}
         api[str(nid)] = {"class_type": ntype, "inputs": inputs, "_meta": meta}
     return api
+
+
+def widget_index(node_cls, name: str, values: List[Any]) -> Optional[int]:
+    """Position of widget ``name`` in a UI node's ``widgets_values`` (None if absent)."""
+    i = 0
+    for wname, spec in widget_inputs(node_cls):
+        if i >= len(values):
+            return None
+        if wname == name:
+            return i
+        i += 1
+        if has_control(wname, spec) and i < len(values) and values[i] in CONTROL_VALUES:
+            i += 1
+        o = _opts(spec)
+        if (o.get("image_upload") or o.get("video_upload")) and i < len(values) and values[i] in UPLOAD_VALUES:
+            i += 1
+    return None
+
+
+def set_ui_widgets(workflow: dict, node_classes: Dict[str, type], values: Dict[str, Any]) -> int:
+    """Set widgets by name on every UI node that has them; returns how many were set."""
+    count = 0
+    for node in workflow.get("nodes", []):
+        cls = node_classes.get(node.get("type"))
+        if cls is None:
+            continue
+        for name, value in values.items():
+            idx = widget_index(cls, name, node.get("widgets_values") or [])
+            if idx is not None:
+                node["widgets_values"][idx] = value
+                count += 1
+    return count

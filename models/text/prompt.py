@@ -56,13 +56,30 @@ def default_negative_prompt(variant: str) -> str:
     return DEFAULT_NEGATIVE_PROMPTS[variant]
 
 
+_warned_ftfy = False
+
+
+def _fix_text(text: str) -> str:
+    """ftfy's repair of mis-decoded text (mojibake), as the official pipeline; without ftfy
+    installed the text is kept as it is (ordinary prompts are unaffected) and we say so once."""
+    global _warned_ftfy
+    try:
+        import ftfy
+    except ImportError:
+        if not _warned_ftfy:
+            from ...host import log
+
+            log("ftfy is not installed (pip install -r requirements.txt); prompts are cleaned without it")
+            _warned_ftfy = True
+        return text
+    return ftfy.fix_text(text)
+
+
 def clean_prompt(text: str) -> str:
     """Official cleaning: ftfy, HTML-unescape twice, strip, collapse whitespace."""
-    import ftfy
-
     if not isinstance(text, str):
         raise TypeError("a prompt must be a string, got %s" % type(text).__name__)
-    text = ftfy.fix_text(text)
+    text = _fix_text(text)
     text = html.unescape(html.unescape(text)).strip()
     return _WHITESPACE.sub(" ", text).strip()
 
