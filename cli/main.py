@@ -20,6 +20,7 @@ from .. import host
 
 PACK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLE_INPUTS = os.path.join(PACK_DIR, "workflows", "inputs")
+DEFAULT_OUTPUT = os.path.join(os.path.expanduser("~"), "skyreels_output")  # never inside the pack folder
 
 
 def default_demo_dir() -> str:
@@ -34,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("workflow")
     r.add_argument("--models", action="append", default=[], metavar="DIR",
                    help="a folder laid out like ComfyUI's models/ (repeatable); default: demo models")
-    r.add_argument("--output", default="output", metavar="DIR", help="where outputs are written (default ./output)")
+    r.add_argument("--output", default=DEFAULT_OUTPUT, metavar="DIR",
+                   help="where outputs are written (default %s)" % DEFAULT_OUTPUT)
     r.add_argument("--input-dir", action="append", default=[], metavar="DIR",
                    help="folders searched for input images and videos (besides the pack's examples)")
     r.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",

@@ -1,0 +1,70 @@
+"""The pack as a library: load any SkyReels / Wan component from a path, sample videos.
+
+    dit, cfg = load_wan_dit("models/diffusion_models/SkyReels-V2-DF-1.3B-540P")
+    v = dit(x, t, context, clip_fea=None, y=None, fps=None)     # [B, 16, F, H, W] velocity
+    module, cfg = load("some/file.safetensors")                 # detects what the file is
+
+See the README, "Use as a library".  Nothing here imports ComfyUI.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+from .models.loading.checkpoint import CheckpointError, TensorSource, open_checkpoint
+from .models.text.umt5_loader import TextEncoder, load_umt5
+from .models.vision.clip_loader import ImageEncoder, load_clip_vision
+from .models.wan.dit import WanDiT
+from .models.wan.dit_config import WanDiTConfig
+from .models.wan.dit_loader import load_wan_dit
+from .models.wan.latent_space import denormalize, normalize
+from .models.wan.vae import WanVAE, WanVAEConfig
+from .models.wan.vae_loader import load_wan_vae
+from .sampling.chunk_store import ChunkFolder, CollectFrames
+from .sampling.df_plan import DFPlanError, plan_df_video
+from .sampling.df_video import DFConditioning, DFVideoSettings, generate_df_video
+from .sampling.guidance import Denoiser, ModelInputs
+from .sampling.sigmas import flow_schedule
+from .sampling.video_codec import VideoCodec
+from .sampling.video_sampler import SampleSettings, sample_video
+
+COMPONENTS = ("dit", "vae", "umt5", "clip_vision")
+
+
+def detect_component(path: str) -> str:
+    """Which component a file or folder holds: "dit", "vae", "umt5" or "clip_vision"."""
+    from .models.text import umt5_loader
+    from .models.vision import clip_loader
+    from .models.wan import dit_loader, vae_loader
+
+    tried = []
+    for kind, detect in (("dit", dit_loader.detect), ("vae", vae_loader.detect),
+                         ("umt5", umt5_loader.detect), ("clip_vision", clip_loader.detect)):
+        try:
+            source = open_checkpoint(path, kind)
+        except CheckpointError as e:
+            tried.append(str(e))
+            continue
+        if detect(source):
+            return kind
+    raise CheckpointError("%s is none of: Wan/SkyReels DiT, Wan VAE, umT5 text encoder, CLIP vision encoder%s"
+                          % (path, (" (" + "; ".join(tried[:2]) + ")") if tried else ""))
+
+
+def load(path: str, kind: Optional[str] = None, **kwargs) -> Tuple[Any, Any]:
+    """Load whatever ``path`` holds (or the component ``kind``); returns (module, config).
+
+    The DiT and the VAE return their module and config; the encoders return their wrapper
+    (``TextEncoder`` / ``ImageEncoder``, with ``encode``) and its config.
+    """
+    kind = kind or detect_component(path)
+    if kind == "dit":
+        return load_wan_dit(path, **kwargs)
+    if kind == "vae":
+        return load_wan_vae(path, **kwargs)
+    if kind == "umt5":
+        enc = load_umt5(path, **kwargs)
+        return enc, enc.config
+    if kind == "clip_vision":
+        enc = load_clip_vision(path, **kwargs)
+        return enc, enc.config
+    raise ValueError("unknown component %r; choose one of %s" % (kind, ", ".join(COMPONENTS)))
