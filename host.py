@@ -385,3 +385,91 @@ def empty_cache() -> None:
             pass
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+# ---- model residency (memory cooperation with ComfyUI)
+#
+# Inside ComfyUI our models are registered with its memory manager: wrapped in a
+# comfy.model_patcher.ModelPatcher and loaded through comfy.model_management.load_models_gpu,
+# which first unloads other models to make room and can later unload ours when it needs
+# room itself.  Headless, models are simply moved with .to(device).
+
+
+class _ResidencyHandle(torch.nn.Module):
+    """What ComfyUI's ModelPatcher holds: our model plus a writable ``device`` attribute
+    (ModelPatcher assigns ``model.device``, which our models expose read-only)."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device):
+        super().__init__()
+        self.diffusion_model = model
+        self.device = device
+
+
+def _module_bytes(model: torch.nn.Module) -> int:
+    seen, total = set(), 0
+    for t in list(model.parameters()) + list(model.buffers()):
+        if id(t) not in seen:
+            seen.add(id(t))
+            total += t.numel() * t.element_size()
+    return total
+
+
+def _host_patcher(model: torch.nn.Module, device: torch.device):
+    patcher = model.__dict__.get("_host_patcher")
+    if patcher is not None and torch.device(patcher.load_device) == device:
+        return patcher
+    import comfy.model_patcher  # type: ignore  # only inside ComfyUI
+
+    handle = _ResidencyHandle(model, model_device(model))
+    patcher = comfy.model_patcher.ModelPatcher(handle, load_device=device, offload_device=offload_device())
+    model.__dict__["_host_patcher"] = patcher
+    return patcher
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of a module's first parameter (CPU for a module without any)."""
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def load_model(model: torch.nn.Module, device: torch.device, memory_required: int = 0) -> None:
+    """Put the whole of ``model`` on ``device``, leaving ``memory_required`` bytes for its work.
+
+    Inside ComfyUI the model is loaded through ComfyUI's memory manager (which frees other
+    models first and may unload this one later when it needs room); headless it is moved.
+    """
+    device = torch.device(device)
+    c = _comfy()
+    if c and device.type != "cpu":
+        try:
+            patcher = _host_patcher(model, device)
+            try:
+                c["mm"].load_models_gpu([patcher], memory_required=int(memory_required), force_full_load=True)
+            except TypeError:  # older ComfyUI without force_full_load
+                c["mm"].load_models_gpu([patcher], memory_required=int(memory_required))
+            if model_device(model) != device:  # ComfyUI chose not to move everything
+                model.to(device)
+            return
+        except Exception as e:  # keep working with an unexpected ComfyUI version
+            log("ComfyUI's memory manager could not load %s (%s); moving it directly"
+                % (type(model).__name__, e))
+    if device.type != "cpu":
+        make_room(device, _module_bytes(model) + int(memory_required))
+    model.to(device)
+
+
+def unload_model(model: torch.nn.Module) -> None:
+    """Move ``model`` back to the offload device (and tell ComfyUI it is gone)."""
+    c = _comfy()
+    patcher = model.__dict__.get("_host_patcher")
+    if c and patcher is not None:
+        try:
+            loaded = c["mm"].current_loaded_models
+            for i, entry in enumerate(list(loaded)):
+                if entry.model is patcher:
+                    loaded.pop(i).model_unload()
+                    break
+        except Exception:
+            pass
+    model.to(offload_device())

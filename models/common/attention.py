@@ -6,6 +6,7 @@ exists here, with a one-line message when it has to fall back.
 """
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from typing import Callable, Dict, Optional
 
@@ -22,6 +23,29 @@ def _has_module(name: str) -> bool:
         return False
 
 
+_import_errors: Dict[str, str] = {}
+
+
+def _import_problem(module: str, attr: str) -> str:
+    """"" when ``module.attr`` imports, else a short reason (a broken build of flash-attn or
+    SageAttention fails here, at load time, instead of in the middle of sampling)."""
+    if module not in _import_errors:
+        try:
+            getattr(importlib.import_module(module), attr)
+            _import_errors[module] = ""
+        except Exception as e:  # ImportError, OSError from a CUDA mismatch, AttributeError...
+            text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            _import_errors[module] = "the %s package is installed but does not import (%s)" % (module, text[:160])
+    return _import_errors[module]
+
+
+def _cuda_capability(device: torch.device):
+    try:
+        return torch.cuda.get_device_capability(device)
+    except Exception:
+        return None
+
+
 def available_backends(device: Optional[torch.device] = None) -> Dict[str, str]:
     """backend -> "" if usable on ``device``, else the reason it is not."""
     device = torch.device(device) if device is not None else None
@@ -32,13 +56,17 @@ def available_backends(device: Optional[torch.device] = None) -> Dict[str, str]:
     elif not on_cuda:
         out["flash_attn"] = "flash-attention needs a CUDA GPU"
     else:
-        out["flash_attn"] = ""
+        cap = _cuda_capability(device)
+        if cap is not None and cap < (8, 0):
+            out["flash_attn"] = "flash-attention 2 needs an Ampere or newer GPU (this one is sm_%d%d)" % cap
+        else:
+            out["flash_attn"] = _import_problem("flash_attn", "flash_attn_func")
     if not _has_module("sageattention"):
         out["sageattn"] = "the sageattention package is not installed"
     elif not on_cuda:
         out["sageattn"] = "SageAttention needs a CUDA GPU"
     else:
-        out["sageattn"] = ""
+        out["sageattn"] = _import_problem("sageattention", "sageattn")
     return out
 
 
@@ -85,6 +113,26 @@ def _sage(q, k, v):
 _IMPLS = {"sdpa": sdpa, "flash_attn": _flash, "sageattn": _sage}
 
 
+_failed_backends: Dict[str, str] = {}
+
+
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str = "sdpa") -> torch.Tensor:
-    """Softmax attention with 1/sqrt(d) scaling, no mask."""
-    return _IMPLS.get(backend, sdpa)(q, k, v)
+    """Softmax attention with 1/sqrt(d) scaling, no mask.
+
+    A flash-attention or SageAttention call that fails (an unsupported head size, dtype or
+    GPU) is answered by SDPA instead, with one message, and the backend is not tried again
+    in this process.
+    """
+    if backend == "sdpa" or backend not in _IMPLS or backend in _failed_backends:
+        return sdpa(q, k, v)
+    try:
+        return _IMPLS[backend](q, k, v)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as e:
+        text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        _failed_backends[backend] = text
+        from ...host import log
+
+        log("attention %s failed (%s: %s); using PyTorch SDPA from now on" % (backend, type(e).__name__, text[:160]))
+        return sdpa(q, k, v)
