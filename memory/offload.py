@@ -22,7 +22,7 @@ import torch.nn as nn
 from .. import host
 from .block_streamer import BlockLayout, BlockStreamer, HostStaging, HostToDevice, Transfer, tensor_refs
 from .budget import ResidencyPlan, activation_bytes, gib, plan_residency
-from .host_memory import trim_host_memory
+from ..host import trim_host_memory
 
 # Planned latent when the caller gives none: 97 frames at 960x544 (SkyReels-V2 540P).
 DEFAULT_LATENT = (25, 68, 120)

@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..models.common import ops
-from .host_memory import trim_host_memory
+from ..host import trim_host_memory
 
 MODES = ("int8", "nf4")
 NF4_BLOCKSIZE = 64

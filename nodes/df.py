@@ -160,7 +160,8 @@ class DFSampler:
         if chunk_dir and not os.path.isabs(chunk_dir):
             chunk_dir = os.path.join(host.output_dir(), chunk_dir)
         sink = CollectFrames()
-        with dit_session(model) as dit:
+        chunk_latents = (min(num_frames, opt.base_num_frames) - 1) // 4 + 2  # + an end frame
+        with dit_session(model, (chunk_latents, height // 8, width // 8), teacache=cache is not None) as dit:
             device = dit.device
             vae.vae.to(device)
             try:

@@ -86,7 +86,7 @@ class DiTLoader:
         storage = "auto" if quant else weight_dtype
         dit, cfg = load_wan_dit(full, weight_dtype=storage, compute_dtype=_compute_dtype(compute_dtype, device),
                                 device=host.offload_device(), variant=None if variant == "auto" else variant,
-                                attention="sdpa" if attention == "auto" and device.type == "cpu" else attention)
+                                attention=attention, compute_device=device)
         if quant:
             from ..memory.quant import quantize_blocks
 

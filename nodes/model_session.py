@@ -7,12 +7,16 @@ from .. import host
 
 
 @contextlib.contextmanager
-def dit_session(handle):
-    """The DiT ready on the compute device within the handle's VRAM budget; released after."""
+def dit_session(handle, latent_shape=None, teacache: bool = False):
+    """The DiT ready on the compute device within the handle's VRAM budget; released after.
+
+    ``latent_shape`` (frames, height, width) of the largest latent the model will see sizes the
+    activation part of the budget."""
     from ..memory.offload import prepare_for_sampling, release
 
     device = host.torch_device()
-    prepare_for_sampling(handle.model, device, handle.vram_budget_gb or None)
+    prepare_for_sampling(handle.model, device, handle.vram_budget_gb or None, latent_shape=latent_shape,
+                         teacache=teacache)
     try:
         yield handle.model
     finally:

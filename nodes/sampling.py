@@ -71,7 +71,7 @@ class Sampler:
         pos = cond.model_inputs(positive, cfg_model.text_dim, cfg_model.text_len, "positive", y=y, clip=clip)[0]
         neg = cond.model_inputs(negative, cfg_model.text_dim, cfg_model.text_len, "negative", y=y, clip=clip)[0]
         settings = SampleSettings(steps=steps, cfg=cfg, shift=shift, seed=seed, solver=solver, sigma_grid=sigma_grid)
-        with dit_session(model) as dit:
+        with dit_session(model, (F, h, w), teacache=cache is not None) as dit:
             z = sample_video(dit, (B, latent_space.CHANNELS, F, h, w), pos.to(dit), neg.to(dit), settings,
                              step_caches(cache, model.config, steps, (h, w)))
         return ({"samples": latent_space.denormalize(z)},)

@@ -15,6 +15,12 @@ from skyreels_pack import host  # noqa: E402
 
 host.set_quiet(True)
 
+# The test models are tiny: one thread avoids thread hand-off costs that dominate tiny ops
+# (and stalls when the machine is busy).  SKYREELS_TEST_THREADS overrides.
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ.get("SKYREELS_TEST_THREADS", "1")))
+
 
 @pytest.fixture(autouse=True)
 def _deterministic():

@@ -161,6 +161,6 @@ def test_chunked_quantization_matches_one_pass(monkeypatch, shape):
 def test_host_memory_trim_runs_on_linux():
     import sys
 
-    from skyreels_pack.memory.host_memory import trim_host_memory
+    from skyreels_pack.host import trim_host_memory
 
     assert trim_host_memory() is sys.platform.startswith("linux")

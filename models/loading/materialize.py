@@ -12,6 +12,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 import torch
 import torch.nn as nn
 
+from ...host import trim_host_memory
 from ..common.ops import FP8_DTYPES, is_fp8
 from .checkpoint import CheckpointError, TensorSource
 
@@ -184,6 +185,9 @@ def assign_weights(model: nn.Module, source: TensorSource, plan: LoadPlan, polic
             set_tensor(model, mk, t.to(device=device, dtype=target))
         if progress is not None:
             progress(i + 1)
+        if i % 64 == 63:
+            trim_host_memory()  # converted copies freed along the way go back to the system
+    trim_host_memory()
     # Parameters nobody loaded (optional ones) must not stay on the meta device.
     for name, p in list(model.named_parameters()):
         if p.is_meta:

@@ -82,7 +82,8 @@ def config_from_source(source: TensorSource, naming: str, prefix: str, file_conf
 def load_wan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, weight_dtype: str = "auto",
                  compute_dtype: Optional[torch.dtype] = None, device: Union[str, torch.device] = "cpu",
                  config: Optional[WanDiTConfig] = None, variant: Optional[str] = None,
-                 attention: str = "sdpa") -> Tuple[WanDiT, WanDiTConfig]:
+                 attention: str = "sdpa", compute_device: Union[None, str, torch.device] = None
+                 ) -> Tuple[WanDiT, WanDiTConfig]:
     """Load a DiT.  Returns (model, config); the model is in eval mode, without gradients.
 
     Args:
@@ -94,7 +95,8 @@ def load_wan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, wei
         device: where the weights are placed.
         config: skip detection and use this configuration (names are still detected).
         variant: "t2v", "i2v" or "df" when the keys cannot tell (DF-14B looks like T2V-14B).
-        attention: attention backend ("sdpa", "flash_attn", "sageattn", "auto").
+        attention: attention backend ("sdpa", "flash_attn", "sageattn", "auto"), checked for
+            ``compute_device`` (default: ``device``), where the model will run.
     """
     device = torch.device(device)
     if compute_dtype is None:
@@ -130,7 +132,7 @@ def load_wan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, wei
     from ..common.attention import resolve_backend
     from ...host import log
 
-    model.attention_backend = resolve_backend(attention, device, log)
+    model.attention_backend = resolve_backend(attention, torch.device(compute_device or device), log)
     model.eval().requires_grad_(False)
     model.source_path = where if isinstance(where, str) else None
     return model, config
