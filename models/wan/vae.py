@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from ..common import ops
 from ..common.ops import cast_to
-from ...host import check_interrupt
+from ...host import Progress, check_interrupt
 
 # Per-channel latent statistics of the released Wan2.1 VAE (official WanVAE, spec §2.2).
 LATENTS_MEAN = (-0.7571, -0.7089, -0.9113, 0.1075, -0.1745, 0.9653, -0.1517, 1.5508,
@@ -395,10 +395,12 @@ class StreamDecoder:
         (4 per latent, 1 for the very first), float32 on ``z_raw``'s device."""
         vae = self.vae
         outs = []
-        for f in range(z_raw.shape[2]):
-            x = vae.decoder(vae.conv2(vae._prepare(z_raw[:, :, f:f + 1])), self.cache)
-            outs.append(x.to(device=z_raw.device, dtype=torch.float32))
-            check_interrupt()
+        with Progress(z_raw.shape[2], "VAE decode") as bar:
+            for f in range(z_raw.shape[2]):
+                x = vae.decoder(vae.conv2(vae._prepare(z_raw[:, :, f:f + 1])), self.cache)
+                outs.append(x.to(device=z_raw.device, dtype=torch.float32))
+                check_interrupt()
+                bar.update(1)
         self.latent_frames += z_raw.shape[2]
         video = torch.cat(outs, dim=2)
         return video.clamp(-1, 1) if clamp else video
