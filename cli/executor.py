@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from .. import host
-from .workflow import is_widget
+
 
 
 class ExecutionError(RuntimeError):

@@ -16,7 +16,7 @@ device copies in their place, and :meth:`BlockStreamer.detach` puts the masters 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import torch
 
-from .. import host
 from ..models.placement import on_device
 from ..models.wan import latent_space
 from ..sampling import conditioning as cond

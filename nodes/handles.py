@@ -6,7 +6,7 @@ configuration and the run-time settings chosen on the loader.  Socket type names
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import torch

@@ -15,6 +15,17 @@ def _choices(exts):
     return host.list_inputs(exts) or ["(put files in ComfyUI's input folder)"]
 
 
+def _check_input(name):
+    """VALIDATE_INPUTS for a file input: True, or why the file cannot be found."""
+    if name is None:  # linked input: checked when it runs
+        return True
+    try:
+        host.resolve_input(name)
+    except FileNotFoundError as e:
+        return str(e)
+    return True
+
+
 class LoadImage:
     DESCRIPTION = "Loads an image from ComfyUI's input folder (or any path)."
     CATEGORY = MEDIA
@@ -31,13 +42,7 @@ class LoadImage:
 
     @classmethod
     def VALIDATE_INPUTS(cls, image=None):
-        if image is None:
-            return True
-        try:
-            host.resolve_input(image)
-        except FileNotFoundError as e:
-            return str(e)
-        return True
+        return _check_input(image)
 
     @classmethod
     def IS_CHANGED(cls, image):
@@ -77,13 +82,7 @@ class LoadVideo:
 
     @classmethod
     def VALIDATE_INPUTS(cls, video=None, **_):
-        if video is None:
-            return True
-        try:
-            host.resolve_input(video)
-        except FileNotFoundError as e:
-            return str(e)
-        return True
+        return _check_input(video)
 
     def load(self, video, frame_load_cap, skip_first_frames, select_every_nth):
         from ..media.video_io import read_video

@@ -1,7 +1,6 @@
 """The text/image-to-video sampler node and the TeaCache settings node."""
 from __future__ import annotations
 
-from .. import host
 from ..models.wan import latent_space
 from ..sampling import conditioning as cond
 from ..sampling.video_sampler import GRID_CHOICES, SOLVER_CHOICES, SampleSettings, sample_video

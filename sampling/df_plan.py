@@ -10,7 +10,7 @@ message that says which numbers would work.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List, Optional
 
 from .df_schedule import expected_rows

@@ -6,7 +6,7 @@ scale of 1 (or no negative) only the conditional pass runs.  ``cond`` and ``unco
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import torch

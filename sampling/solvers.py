@@ -86,51 +86,46 @@ class UniPCSolver:
         self.index += 1
         return out.to(dtype)
 
-    # ---------------------------------------------------------------- UniP (predictor)
+    # ---------------------------------------------------------------- UniP / UniC
+
+    def _segment(self, t: int, s0: int, order: int, device):
+        """Terms of the step from sigma[s0] to sigma[t] using the last ``order`` x0 predictions.
+
+        Returns ``x_t_(x)`` (the first-order part, a function of the start sample), the scalar
+        ``alpha_t B(h)``, the UniPC system (R, b), m0 (newest x0) and the divided differences."""
+        sig = self.sigmas
+        sigma_t, sigma_s0 = sig[t], sig[s0]
+        alpha_t = 1 - sigma_t
+        lam_s0 = _lam(sigma_s0)
+        h = _lam(sigma_t) - lam_s0
+        m0 = self.history[-1]
+        rks, d1s = [], []
+        for k in range(1, order):
+            rk = (_lam(sig[s0 - k]) - lam_s0) / h
+            rks.append(rk)
+            d1s.append((self.history[-(k + 1)] - m0) / rk.to(device))
+        rks.append(torch.tensor(1.0))
+        R, b, h_phi_1, b_h = _coefficients(-h, torch.stack(rks), order)
+        ratio, lin = (sigma_t / sigma_s0).to(device), (alpha_t * h_phi_1).to(device)
+        return (lambda x: ratio * x - lin * m0), (alpha_t * b_h).to(device), R, b, m0, d1s
 
     def _predict(self, x: torch.Tensor, order: int) -> torch.Tensor:
-        i, sig = self.index, self.sigmas
-        sigma_t, sigma_s0 = sig[i + 1], sig[i]
-        alpha_t = 1 - sigma_t
-        lam_s0 = _lam(sigma_s0)
-        h = _lam(sigma_t) - lam_s0
-        m0 = self.history[-1]
-        rks, d1s = [], []
-        for k in range(1, order):
-            rk = (_lam(sig[i - k]) - lam_s0) / h
-            rks.append(rk)
-            d1s.append((self.history[-(k + 1)] - m0) / rk.to(x.device))
-        rks.append(torch.tensor(1.0))
-        R, b, h_phi_1, b_h = _coefficients(-h, torch.stack(rks), order)
-        dev = x.device
-        x_t = (sigma_t / sigma_s0).to(dev) * x - (alpha_t * h_phi_1).to(dev) * m0
+        """UniP-bh2: from sigma[i] to sigma[i+1]."""
+        i, dev = self.index, x.device
+        first, ab, R, b, _m0, d1s = self._segment(i + 1, i, order, dev)
+        x_t = first(x)
         if d1s:
             rhos = torch.tensor([0.5]) if order == 2 else torch.linalg.solve(R[:-1, :-1], b[:-1])
-            res = sum(r.to(dev) * d for r, d in zip(rhos, d1s))
-            x_t = x_t - (alpha_t * b_h).to(dev) * res
+            x_t = x_t - ab * sum(r.to(dev) * d for r, d in zip(rhos, d1s))
         return x_t
 
-    # ---------------------------------------------------------------- UniC (corrector)
-
     def _correct(self, model_t: torch.Tensor, last: torch.Tensor, this: torch.Tensor, order: int) -> torch.Tensor:
-        i, sig = self.index, self.sigmas
-        sigma_t, sigma_s0 = sig[i], sig[i - 1]
-        alpha_t = 1 - sigma_t
-        lam_s0 = _lam(sigma_s0)
-        h = _lam(sigma_t) - lam_s0
-        m0 = self.history[-1]
-        rks, d1s = [], []
-        for k in range(1, order):
-            rk = (_lam(sig[i - (k + 1)]) - lam_s0) / h
-            rks.append(rk)
-            d1s.append((self.history[-(k + 1)] - m0) / rk.to(this.device))
-        rks.append(torch.tensor(1.0))
-        R, b, h_phi_1, b_h = _coefficients(-h, torch.stack(rks), order)
+        """UniC-bh2: refine the sample at sigma[i] with the new x0 prediction ``model_t``."""
+        i, dev = self.index, this.device
+        first, ab, R, b, m0, d1s = self._segment(i, i - 1, order, dev)
         rhos = torch.tensor([0.5]) if order == 1 else torch.linalg.solve(R, b)
-        dev = this.device
-        x_t = (sigma_t / sigma_s0).to(dev) * last - (alpha_t * h_phi_1).to(dev) * m0
         res = sum(r.to(dev) * d for r, d in zip(rhos[:-1], d1s)) if d1s else 0
-        return x_t - (alpha_t * b_h).to(dev) * (res + rhos[-1].to(dev) * (model_t - m0))
+        return first(last) - ab * (res + rhos[-1].to(dev) * (model_t - m0))
 
 
 def make_solver(name: str, sigmas: torch.Tensor):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import glob
 import json
 import os
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -280,3 +280,18 @@ def read_config(path: str, component: Optional[str] = None) -> Optional[dict]:
 
 def open_checkpoint(path: str, component: Optional[str] = None) -> TensorSource:
     return TensorSource(component_files(path, component))
+
+
+def open_weights(path, component: Optional[str] = None) -> Tuple[TensorSource, Optional[dict], Optional[str]]:
+    """Whatever a loader was given -> (source, its ``config.json`` or None, its path or None).
+
+    ``path`` may be a file or folder path, an in-memory state dict, or a :class:`TensorSource`;
+    the path is None for in-memory weights.
+    """
+    if isinstance(path, TensorSource):
+        first = path.files[0] if path.files else None
+        return path, None, first if first and os.path.exists(first) else None
+    if isinstance(path, dict):
+        return TensorSource.from_dict(path), None, None
+    path = os.path.expanduser(str(path))
+    return open_checkpoint(path, component), read_config(path, component), path

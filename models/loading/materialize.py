@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from ...host import trim_host_memory
-from ..common.ops import FP8_DTYPES, is_fp8
+from ..common.ops import is_fp8
 from .checkpoint import CheckpointError, TensorSource
 
 WEIGHT_DTYPES = {

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from ..loading.checkpoint import CheckpointError, TensorSource, open_checkpoint, read_config
+from ..loading.checkpoint import CheckpointError, TensorSource, open_weights
 from ..loading.materialize import (assign_weights, build_on_meta, check_keys, parse_weight_dtype,
                                    plan_keys, storage_policy)
 from . import umt5_keys
@@ -88,15 +88,6 @@ class TextEncoder:
 # --------------------------------------------------------------------------- model
 
 
-def _open(path) -> Tuple[TensorSource, Optional[dict], Optional[str]]:
-    if isinstance(path, TensorSource):
-        return path, None, path.files[0] if path.files and os.path.exists(path.files[0]) else None
-    if isinstance(path, dict):
-        return TensorSource.from_dict(path), None, None
-    path = os.path.expanduser(str(path))
-    return open_checkpoint(path, "umt5"), read_config(path, "umt5"), path
-
-
 def config_from_source(source: TensorSource, names: Dict[str, str], file_config: Optional[dict] = None) -> UMT5Config:
     shapes = {ok: source.shape(fk) for fk, ok in names.items()}
     try:
@@ -116,7 +107,7 @@ def load_umt5_model(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, 
                     compute_dtype: Optional[torch.dtype] = None, device: Union[str, torch.device] = "cpu",
                     config: Optional[UMT5Config] = None) -> Tuple[UMT5Encoder, UMT5Config]:
     """The encoder alone (no tokenizer).  Returns (model, config), eval mode, no gradients."""
-    source, file_config, where = _open(path)
+    source, file_config, where = open_weights(path, "umt5")
     return _build(source, file_config, where, weight_dtype, compute_dtype, device, config)
 
 
@@ -220,7 +211,7 @@ def load_umt5(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, weight
         tokenizer_path: a tokenizer folder or file (``tokenizer.json`` / ``spiece.model``);
             default: the embedded one, else a folder found beside the weights.
     """
-    source, file_config, where = _open(path)
+    source, file_config, where = open_weights(path, "umt5")
     tokenizer = find_tokenizer(source, where, tokenizer_path)  # fail early, before the big read
     model, config = _build(source, file_config, where, weight_dtype, compute_dtype, device)
     if tokenizer.vocab_size > config.vocab:

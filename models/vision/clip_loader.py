@@ -9,13 +9,12 @@ meta device and filled one tensor at a time.
 """
 from __future__ import annotations
 
-import os
 import re
 from typing import Dict, Optional, Tuple, Union
 
 import torch
 
-from ..loading.checkpoint import CheckpointError, TensorSource, open_checkpoint, read_config
+from ..loading.checkpoint import CheckpointError, TensorSource, open_weights
 from ..loading.materialize import (assign_weights, build_on_meta, check_keys, parse_weight_dtype,
                                    plan_keys, storage_policy)
 from . import clip_keys
@@ -65,15 +64,6 @@ class ImageEncoder:
         return self.model(pixels.to(self.device), layer=layer).float()
 
 
-def _open(path) -> Tuple[TensorSource, Optional[dict], Optional[str]]:
-    if isinstance(path, TensorSource):
-        return path, None, None
-    if isinstance(path, dict):
-        return TensorSource.from_dict(path), None, None
-    path = os.path.expanduser(str(path))
-    return open_checkpoint(path, "clip_vision"), read_config(path, "clip_vision"), path
-
-
 def load_clip_vision_model(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, weight_dtype: str = "auto",
                            compute_dtype: Optional[torch.dtype] = None, device: Union[str, torch.device] = "cpu",
                            num_heads: Optional[int] = None, config: Optional[CLIPVisionConfig] = None,
@@ -86,7 +76,7 @@ def load_clip_vision_model(path: Union[str, Dict[str, torch.Tensor], TensorSourc
     device = torch.device(device)
     if compute_dtype is None:
         compute_dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
-    source, file_config, where = _open(path)
+    source, file_config, where = open_weights(path, "clip_vision")
     found = detect(source)
     if found is None:
         raise CheckpointError(

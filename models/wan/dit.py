@@ -149,18 +149,11 @@ def _block_causal_attention(q, k, v, grid, block: int, backend: str) -> torch.Te
     return out
 
 
-class CrossAttention(nn.Module):
+class CrossAttention(SelfAttention):
     """Text cross-attention, plus a parallel image branch for image-to-video models."""
 
     def __init__(self, dim: int, num_heads: int, qk_norm: bool, eps: float, image: bool):
-        super().__init__()
-        self.num_heads = num_heads
-        self.q = ops.Linear(dim, dim)
-        self.k = ops.Linear(dim, dim)
-        self.v = ops.Linear(dim, dim)
-        self.o = ops.Linear(dim, dim)
-        self.norm_q = ops.RMSNorm(dim, eps) if qk_norm else nn.Identity()
-        self.norm_k = ops.RMSNorm(dim, eps) if qk_norm else nn.Identity()
+        super().__init__(dim, num_heads, qk_norm, eps)
         self.has_image = image
         if image:
             self.k_img = ops.Linear(dim, dim)

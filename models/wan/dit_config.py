@@ -7,7 +7,7 @@ fields, and it can be inferred from a state dict's shapes (see ``dit_keys.infer_
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
 

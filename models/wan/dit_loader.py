@@ -15,7 +15,7 @@ from typing import Dict, Optional, Tuple, Union
 
 import torch
 
-from ..loading.checkpoint import CheckpointError, TensorSource, open_checkpoint, read_config
+from ..loading.checkpoint import CheckpointError, TensorSource, open_weights
 from ..loading.materialize import (assign_weights, build_on_meta, check_keys, parse_weight_dtype,
                                    plan_keys, storage_policy)
 from . import dit_keys
@@ -101,24 +101,17 @@ def load_wan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, wei
     device = torch.device(device)
     if compute_dtype is None:
         compute_dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
-    if isinstance(path, TensorSource):
-        source, file_config, where = path, None, path.files[0]
-    elif isinstance(path, dict):
-        source, file_config, where = TensorSource.from_dict(path), None, "<state dict>"
-    else:
-        source = open_checkpoint(path, "dit")
-        file_config = read_config(path, "dit")
-        where = path
+    source, file_config, where = open_weights(path, "dit")
     found = detect(source)
     if found is None:
         raise CheckpointError(
             "%s is not a Wan / SkyReels DiT: expected keys like 'blocks.0.self_attn.q.weight' (official), "
             "'model.diffusion_model.blocks.0...' (ComfyUI) or 'blocks.0.attn1.to_q.weight' (diffusers); "
-            "found e.g. %s" % (where, ", ".join(sorted(source.keys())[:4])))
+            "found e.g. %s" % (where or "the given weights", ", ".join(sorted(source.keys())[:4])))
     naming, prefix = found
     if config is None:
         config, names = config_from_source(source, naming, prefix, file_config,
-                                           {"variant": variant or (variant_from_name(where) if isinstance(where, str) else None)})
+                                           {"variant": variant or (variant_from_name(where) if where else None)})
         if config.image_dim and config.variant != "i2v":
             config.variant = "i2v"
     else:
@@ -134,5 +127,5 @@ def load_wan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, wei
 
     model.attention_backend = resolve_backend(attention, torch.device(compute_device or device), log)
     model.eval().requires_grad_(False)
-    model.source_path = where if isinstance(where, str) else None
+    model.source_path = where
     return model, config

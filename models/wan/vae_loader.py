@@ -13,7 +13,7 @@ from typing import Dict, Optional, Tuple, Union
 
 import torch
 
-from ..loading.checkpoint import CheckpointError, TensorSource, open_checkpoint, read_config
+from ..loading.checkpoint import CheckpointError, TensorSource, open_weights
 from ..loading.materialize import assign_weights, build_on_meta, check_keys, parse_weight_dtype, plan_keys
 from . import vae_keys
 from .vae import WanVAE, WanVAEConfig
@@ -71,14 +71,8 @@ def load_wan_vae(path: Union[str, Dict[str, torch.Tensor], TensorSource], *,
     """
     device = torch.device(device)
     storage = _storage_dtype(dtype)
-    if isinstance(path, TensorSource):
-        source, file_config, where = path, None, path.files[0]
-    elif isinstance(path, dict):
-        source, file_config, where = TensorSource.from_dict(path), None, "<state dict>"
-    else:
-        source = open_checkpoint(path, "vae")
-        file_config = read_config(path, "vae")
-        where = path
+    source, file_config, where = open_weights(path, "vae")
+    where = where or "the given weights"
     found = vae_keys.detect_naming(source.keys(), source.shape)
     if found is None:
         raise _not_a_vae(where, source)
