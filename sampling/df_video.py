@@ -157,8 +157,9 @@ def generate_df_video(model, codec: VideoCodec, settings: DFVideoSettings, cond:
             prefix = _prefix_latents(codec, chunk, history, start_latent, s)
             if prefix is not None:
                 x[:, :, :prefix.shape[2]] = prefix.to(device, x.dtype)
-            den = Denoiser(model, cond.prompt_for(chunk.index).for_fps(s.fps_index),
-                           cond.negative.for_fps(s.fps_index) if cond.negative is not None else None,
+            # Official DF rule: guidance only when the scale is above 1.
+            negative = cond.negative.for_fps(s.fps_index) if cond.negative is not None and s.guidance > 1 else None
+            den = Denoiser(model, cond.prompt_for(chunk.index).for_fps(s.fps_index), negative,
                            s.guidance, _caches(cache_factory, chunk, s))
             with torch.no_grad():
                 z = sample_df_chunk(den, x, chunk.prefix_latents, schedule, chunk_settings, noise,
