@@ -78,3 +78,23 @@ def test_workflow_runs_headless(name, demo_models, tmp_path, capsys):
     assert info["frames"] == frames
     assert (info["width"], info["height"]) == (128, 96)
     assert abs(info["fps"] - 24.0) < 1e-3
+
+
+def test_ui_graphs_are_consistent_for_the_editor():
+    """Links agree with both ends (ids, slots, types), as the ComfyUI editor requires."""
+    for name in SHIPPED:
+        data = wf.load(os.path.join(WORKFLOWS, name))
+        nodes = {n["id"]: n for n in data["nodes"]}
+        assert data["last_node_id"] == max(nodes) and data["last_link_id"] == len(data["links"])
+        for lid, src, sslot, dst, dslot, typ in data["links"]:
+            out = nodes[src]["outputs"][sslot]
+            inp = nodes[dst]["inputs"][dslot]
+            assert lid in out["links"] and inp["link"] == lid, (name, lid)
+            assert out["type"] == typ, (name, lid)
+            assert inp["type"] == typ or inp.get("widget"), (name, lid, inp, typ)
+        for n in data["nodes"]:
+            if n["type"] == "Note":
+                continue
+            cls = NODE_CLASS_MAPPINGS[n["type"]]
+            assert [o["type"] for o in n["outputs"]] == list(cls.RETURN_TYPES)
+            assert len(wf.widget_values_to_inputs(cls, n["widgets_values"])) == len(wf.widget_inputs(cls))
