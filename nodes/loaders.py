@@ -62,7 +62,8 @@ class DiTLoader:
                     "default": 0.0, "min": 0.0, "max": 1024.0, "step": 0.5,
                     "tooltip": "GPU memory the DiT may use, in GB. 0 = no budget (the whole model on the GPU). "
                                "With a budget, as many blocks as fit stay on the GPU and the rest stream in just in "
-                               "time, so a 14B model runs on an 8-16 GB card (slower)."}),
+                               "time, so a 14B model runs on an 8-16 GB card (slower). Leave room for the VAE "
+                               "(about 2 GB with tiles) and the rest of the workflow."}),
             },
             "optional": {
                 "path": ("STRING", {"default": "", "tooltip": "A full path to a file or folder anywhere; "
@@ -83,7 +84,7 @@ class DiTLoader:
         full = _path("diffusion_models", model, path)
         device = host.torch_device()
         quant = weight_dtype if weight_dtype in ("int8", "nf4") else None
-        storage = "auto" if quant else weight_dtype
+        storage = "bf16" if quant else weight_dtype  # quantised from bf16: no fp32 copy on the way
         dit, cfg = load_wan_dit(full, weight_dtype=storage, compute_dtype=_compute_dtype(compute_dtype, device),
                                 device=host.offload_device(), variant=None if variant == "auto" else variant,
                                 attention=attention, compute_device=device)
