@@ -64,20 +64,24 @@ def has_control(name: str, spec) -> bool:
     return spec[0] == "INT" and (o.get("control_after_generate") or name in ("seed", "noise_seed"))
 
 
-def widget_values_to_inputs(node_cls, values: List[Any]) -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
+def widget_positions(node_cls, values: List[Any]):
+    """(input name, index in ``values``) of each widget present in a UI node's ``widgets_values``,
+    stepping over the editor's extra values (seed control, upload button)."""
     i = 0
     for name, spec in widget_inputs(node_cls):
         if i >= len(values):
-            break
-        out[name] = values[i]
+            return
+        yield name, i
         i += 1
         if has_control(name, spec) and i < len(values) and values[i] in CONTROL_VALUES:
             i += 1
         o = _opts(spec)
         if (o.get("image_upload") or o.get("video_upload")) and i < len(values) and values[i] in UPLOAD_VALUES:
             i += 1
-    return out
+
+
+def widget_values_to_inputs(node_cls, values: List[Any]) -> Dict[str, Any]:
+    return {name: values[i] for name, i in widget_positions(node_cls, values)}
 
 
 def to_api(workflow: dict, node_classes: Dict[str, type]) -> Dict[str, dict]:
@@ -150,19 +154,7 @@ def to_api(workflow: dict, node_classes: Dict[str, type]) -> Dict[str, dict]:
 
 def widget_index(node_cls, name: str, values: List[Any]) -> Optional[int]:
     """Position of widget ``name`` in a UI node's ``widgets_values`` (None if absent)."""
-    i = 0
-    for wname, spec in widget_inputs(node_cls):
-        if i >= len(values):
-            return None
-        if wname == name:
-            return i
-        i += 1
-        if has_control(wname, spec) and i < len(values) and values[i] in CONTROL_VALUES:
-            i += 1
-        o = _opts(spec)
-        if (o.get("image_upload") or o.get("video_upload")) and i < len(values) and values[i] in UPLOAD_VALUES:
-            i += 1
-    return None
+    return next((i for n, i in widget_positions(node_cls, values) if n == name), None)
 
 
 def set_ui_widgets(workflow: dict, node_classes: Dict[str, type], values: Dict[str, Any]) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 
 from .. import host
+from ..models.common.ops import default_compute_dtype
 from . import handles
 from .base import LOADERS, NodeError, model_list
 
@@ -21,13 +22,7 @@ def _path(kind: str, name: str, override: str) -> str:
 
 
 def _compute_dtype(name: str, device: torch.device):
-    if name == "auto":
-        if device.type == "cpu":
-            return torch.float32
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            return torch.float16
-        return torch.bfloat16
-    return _COMPUTE[name]
+    return default_compute_dtype(device) if name == "auto" else _COMPUTE[name]
 
 
 class DiTLoader:

@@ -23,6 +23,16 @@ def is_fp8(dtype: torch.dtype) -> bool:
     return dtype in FP8_DTYPES
 
 
+def default_compute_dtype(device) -> torch.dtype:
+    """float32 on the CPU, fp16 on CUDA GPUs without bf16 (pre-Ampere), bf16 elsewhere."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return torch.float32
+    if device.type == "cuda" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
 def cast_to(t: Optional[torch.Tensor], like: torch.Tensor) -> Optional[torch.Tensor]:
     """``t`` on ``like``'s device in ``like``'s dtype (no copy when it already is)."""
     if t is None:

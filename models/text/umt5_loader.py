@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
+from ..common.ops import default_compute_dtype
 from ..loading.checkpoint import CheckpointError, TensorSource, open_weights
 from ..loading.materialize import (assign_weights, build_on_meta, check_keys, parse_weight_dtype,
                                    plan_keys, storage_policy)
@@ -116,7 +117,7 @@ def _build(source: TensorSource, file_config: Optional[dict], where: Optional[st
            ) -> Tuple[UMT5Encoder, UMT5Config]:
     device = torch.device(device)
     if compute_dtype is None:
-        compute_dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
+        compute_dtype = default_compute_dtype(device)
     found = detect(source)
     if found is None:
         if umt5_keys.is_shared_bias_t5(source.keys()):

@@ -15,6 +15,7 @@ from typing import Dict, Optional, Tuple, Union
 
 import torch
 
+from ..common.ops import default_compute_dtype
 from ..loading.checkpoint import CheckpointError, TensorSource, open_weights
 from ..loading.materialize import (assign_weights, build_on_meta, check_keys, parse_weight_dtype,
                                    plan_keys, storage_policy)
@@ -100,7 +101,7 @@ def load_wan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, wei
     """
     device = torch.device(device)
     if compute_dtype is None:
-        compute_dtype = torch.float32 if device.type == "cpu" else torch.bfloat16
+        compute_dtype = default_compute_dtype(device)
     source, file_config, where = open_weights(path, "dit")
     found = detect(source)
     if found is None:
