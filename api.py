@@ -27,6 +27,15 @@ from .sampling.sigmas import flow_schedule
 from .sampling.video_codec import VideoCodec
 from .sampling.video_sampler import SampleSettings, sample_video
 
+__all__ = [
+    "load", "detect_component", "COMPONENTS", "CheckpointError", "TensorSource",
+    "load_wan_dit", "WanDiT", "WanDiTConfig", "load_wan_vae", "WanVAE", "WanVAEConfig", "normalize", "denormalize",
+    "load_umt5", "TextEncoder", "load_clip_vision", "ImageEncoder",
+    "flow_schedule", "Denoiser", "ModelInputs", "SampleSettings", "sample_video", "VideoCodec",
+    "plan_df_video", "DFPlanError", "DFVideoSettings", "DFConditioning", "generate_df_video",
+    "CollectFrames", "ChunkFolder",
+]
+
 COMPONENTS = ("dit", "vae", "umt5", "clip_vision")
 
 

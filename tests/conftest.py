@@ -1,6 +1,5 @@
 import importlib.util
 import os
-import sys
 
 import pytest
 
@@ -10,7 +9,6 @@ _main = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_main)
 _main.load_pack(ROOT)
 
-import skyreels_pack  # noqa: E402
 from skyreels_pack import host  # noqa: E402
 
 host.set_quiet(True)

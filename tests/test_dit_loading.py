@@ -1,6 +1,5 @@
 """The DiT loader on every layout people have, written to disk in the real formats."""
 import json
-import os
 
 import pytest
 import torch

@@ -8,7 +8,6 @@ from skyreels_pack.models.common import ops
 from skyreels_pack.models.wan.dit_loader import fp8_eligible, load_wan_dit
 
 from test_memory import FakeDevice, LATENT, inputs, tiny_config, tiny_model, tiny_weights
-from test_memory import single_thread  # noqa: F401  (autouse fixture)
 
 CFG = dict(dim=128, ffn_dim=256, num_heads=4, num_layers=3)
 

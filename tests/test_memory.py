@@ -18,16 +18,6 @@ from skyreels_pack.models.wan.dit_loader import load_wan_dit
 LATENT = (2, 8, 8)
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """The tiny models here run in milliseconds on one thread; with several threads on a busy
-    machine OpenMP's waiting can make each forward pass a hundred times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def tiny_config(**kw):
     base = dict(dim=64, ffn_dim=128, num_heads=4, num_layers=6, text_dim=32, freq_dim=32, text_len=8)
     base.update(kw)

@@ -6,7 +6,6 @@ from skyreels_pack.memory import offload, quant
 from skyreels_pack.models.common import ops
 
 from test_memory import FakeDevice, LATENT, inputs, tiny_config, tiny_model
-from test_memory import single_thread  # noqa: F401  (autouse fixture)
 
 CFG = dict(dim=128, ffn_dim=256, num_heads=4, num_layers=3)
 

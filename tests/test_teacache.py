@@ -7,7 +7,6 @@ from skyreels_pack.sampling.guidance import Denoiser, ModelInputs
 from skyreels_pack.sampling.teacache import COEFFICIENTS, TeaCache, coefficient_table, polyval, teacache_pair
 
 from test_memory import inputs, tiny_model
-from test_memory import single_thread  # noqa: F401  (autouse fixture)
 
 IDENTITY = (0.0, 0.0, 0.0, 1.0, 0.0)  # poly(rel) = rel
 

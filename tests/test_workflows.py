@@ -1,5 +1,4 @@
 """Every shipped workflow runs headless on the demo models and writes the expected mp4."""
-import json
 import os
 
 import pytest
