@@ -135,7 +135,7 @@ def generate_df_video(model, codec: VideoCodec, settings: DFVideoSettings, cond:
     start_latent = codec.encode(cond.start_image) if cond.start_image is not None and not extension else None
     end_latent = codec.encode(cond.end_image) if cond.end_image is not None else None
     reference = None  # colour reference: the first chunk's frames
-    history = _initial_history(codec, cond, s, plan) if extension else None
+    history = cond.video[-plan.overlap_frames:].clone() if extension else None  # pixels, encoded on use
     latents_out: List[torch.Tensor] = []
     made = 0
     stream = None  # latent history, untiled: one causal decoder across all chunks
@@ -154,7 +154,7 @@ def generate_df_video(model, codec: VideoCodec, settings: DFVideoSettings, cond:
 
             noise = NoiseSource(chunk_seed(s.seed, chunk.index))
             x = noise.randn((1, 16, chunk.latent_frames, h, w), device=device)
-            prefix = _prefix_latents(codec, chunk, history, start_latent, s)
+            prefix = _prefix_latents(codec, chunk, history, start_latent)
             if prefix is not None:
                 x[:, :, :prefix.shape[2]] = prefix.to(device, x.dtype)
             # Official DF rule: guidance only when the scale is above 1.
@@ -165,7 +165,7 @@ def generate_df_video(model, codec: VideoCodec, settings: DFVideoSettings, cond:
                 z = sample_df_chunk(den, x, chunk.prefix_latents, schedule, chunk_settings, noise,
                                     end_latent if chunk.end_frame else None, progress)
             check_interrupt()
-            new, stream = _decode_new_frames(codec, stream, z, chunk, plan, s, history)
+            new, stream = _decode_new_frames(codec, stream, z, chunk, plan, s)
             if reference is None:
                 reference = new
             elif s.color_match != "none" and color_match is not None:
@@ -196,12 +196,7 @@ def _check_image(img: Optional[torch.Tensor], s: DFVideoSettings, what: str) -> 
                          % (what, img.shape[2], img.shape[1], s.width, s.height))
 
 
-def _initial_history(codec: VideoCodec, cond: DFConditioning, s: DFVideoSettings, plan: DFVideoPlan):
-    """Extension: the input video's last overlap frames (pixels; encoded on use)."""
-    return cond.video[-plan.overlap_frames:].clone()
-
-
-def _prefix_latents(codec: VideoCodec, chunk, history, start_latent, s: DFVideoSettings):
+def _prefix_latents(codec: VideoCodec, chunk, history, start_latent):
     if chunk.prefix_latents == 0:
         return None
     if history is None:  # first chunk of a text/image-to-video
@@ -225,7 +220,7 @@ def _next_history(s: DFVideoSettings, plan: DFVideoPlan, z: torch.Tensor, histor
 
 
 def _decode_new_frames(codec: VideoCodec, stream, z: torch.Tensor, chunk, plan: DFVideoPlan,
-                       s: DFVideoSettings, history):
+                       s: DFVideoSettings):
     """The chunk's new pixel frames, and the decoder stream to use for the next chunk.
 
     Latent history (untiled): the new latents continue one causal decode of the whole video,
