@@ -125,20 +125,27 @@ def save_image(image: torch.Tensor, path: str, index: int = 0, quality: int = 95
 # --------------------------------------------------------------------------- IMAGE <-> model video tensor
 
 
+def as_rgb(images: torch.Tensor) -> torch.Tensor:
+    """IMAGE [T, H, W, C] (or one frame [H, W, C]) with C in 1, 3, 4 -> [T, H, W, 3]: alpha
+    dropped, grey repeated to RGB."""
+    if images.dim() == 3:
+        images = images[None]
+    if images.dim() != 4 or images.shape[-1] not in (1, 3, 4):
+        raise ValueError("expected IMAGE [T, H, W, C] with C in (1, 3, 4), got %s" % (tuple(images.shape),))
+    if images.shape[-1] == 4:
+        return images[..., :3]
+    if images.shape[-1] == 1:
+        return images.expand(-1, -1, -1, 3)
+    return images
+
+
 def image_to_video_tensor(images: torch.Tensor, dtype: torch.dtype = torch.float32,
                           device: Optional[torch.device] = None) -> torch.Tensor:
     """IMAGE [T, H, W, C] in [0, 1] (frames = batch) -> video tensor [1, 3, T, H, W] in [-1, 1].
 
     A single frame [H, W, C] becomes T = 1.  C = 4 drops alpha, C = 1 is repeated to RGB.
     """
-    if images.dim() == 3:
-        images = images[None]
-    if images.dim() != 4 or images.shape[-1] not in (1, 3, 4):
-        raise ValueError("expected IMAGE [T, H, W, C] with C in (1, 3, 4), got %s" % (tuple(images.shape),))
-    if images.shape[-1] == 4:
-        images = images[..., :3]
-    elif images.shape[-1] == 1:
-        images = images.expand(-1, -1, -1, 3)
+    images = as_rgb(images)
     video = images.to(device=device, dtype=torch.float32).permute(3, 0, 1, 2)[None]
     return (video * 2.0 - 1.0).to(dtype).contiguous()
 
@@ -155,5 +162,5 @@ def video_tensor_to_image(video: torch.Tensor) -> torch.Tensor:
     return ((frames + 1.0) * 0.5).clamp_(0.0, 1.0).contiguous()
 
 
-__all__ = ["IMAGE_EXTENSIONS", "load_image", "save_image", "image_to_uint8",
+__all__ = ["IMAGE_EXTENSIONS", "load_image", "save_image", "image_to_uint8", "as_rgb",
            "image_to_video_tensor", "video_tensor_to_image"]

@@ -24,6 +24,7 @@ from .. import host
 from .audio_io import (audio_frames, check_audio, decode_audio_stream, fit_length, layout_for,
                        resample_waveform, to_channels)
 from .frames import resize_frames
+from .image_io import as_rgb
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".gif")
 
@@ -118,14 +119,7 @@ def _even_axes(pix_fmt: str) -> Tuple[bool, bool]:
 
 def _to_rgb_uint8(images: torch.Tensor) -> np.ndarray:
     """IMAGE [B, H, W, C] (C = 1, 3 or 4) -> uint8 numpy [B, H, W, 3]."""
-    if images.dim() == 3:
-        images = images[None]
-    if images.dim() != 4 or images.shape[-1] not in (1, 3, 4):
-        raise ValueError("expected IMAGE frames [B, H, W, 3], got %s" % (tuple(images.shape),))
-    if images.shape[-1] == 4:
-        images = images[..., :3]
-    elif images.shape[-1] == 1:
-        images = images.expand(-1, -1, -1, 3)
+    images = as_rgb(images)
     arr = images.detach().float().clamp(0.0, 1.0).mul_(255.0).round_().to(torch.uint8).cpu()
     return np.ascontiguousarray(arr.numpy())
 

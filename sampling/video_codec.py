@@ -10,6 +10,8 @@ from typing import Optional
 
 import torch
 
+from ..media.image_io import image_to_video_tensor, video_tensor_to_image
+
 
 class VideoCodec:
     def __init__(self, vae, device: Optional[torch.device] = None, tile=None):
@@ -19,7 +21,7 @@ class VideoCodec:
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """IMAGE [T, H, W, 3] (T = 4k+1) -> normalised latent [1, 16, (T-1)/4+1, H/8, W/8], float32."""
-        video = images.permute(3, 0, 1, 2).unsqueeze(0).to(self.device, torch.float32) * 2 - 1
+        video = image_to_video_tensor(images, device=self.device)
         with torch.no_grad():
             mu = self.vae.encode(video, tile=self.tile)
         return self.vae.normalize(mu).float()
@@ -28,7 +30,7 @@ class VideoCodec:
         """Normalised latent [1, 16, F, h, w] -> IMAGE [4F-3, 8h, 8w, 3] in [0, 1] on the CPU."""
         with torch.no_grad():
             video = self.vae.decode(self.vae.denormalize(z.to(self.device, torch.float32)), tile=self.tile)
-        return ((video[0].float().cpu() + 1) / 2).clamp(0, 1).permute(1, 2, 3, 0).contiguous()
+        return video_tensor_to_image(video)
 
     def stream(self) -> Optional["FrameStream"]:
         """A decoder that continues across chunks (exact), or None when tiled or unsupported."""
@@ -61,5 +63,4 @@ class FrameStream:
     def feed(self, z: torch.Tensor) -> torch.Tensor:
         """Normalised latents [1, 16, F, h, w] -> IMAGE frames [T, H, W, 3] on the CPU."""
         raw = self.codec.vae.denormalize(z.to(self.codec.device, torch.float32))
-        video = self.decoder.feed(raw)
-        return ((video[0].float().cpu() + 1) / 2).clamp(0, 1).permute(1, 2, 3, 0).contiguous()
+        return video_tensor_to_image(self.decoder.feed(raw))

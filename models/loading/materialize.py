@@ -200,3 +200,15 @@ def assign_weights(model: nn.Module, source: TensorSource, plan: LoadPlan, polic
 def build_on_meta(factory: Callable[[], nn.Module]) -> nn.Module:
     with torch.device("meta"):
         return factory()
+
+
+def build_and_fill(factory: Callable[[], nn.Module], source: TensorSource, to_model: Callable[[str], Optional[str]],
+                   what: str, policy: StoragePolicy, device: torch.device) -> nn.Module:
+    """Build a model on the meta device, check the checkpoint's names and shapes against it,
+    and fill it one tensor at a time.  ``to_model`` maps a file key to a model key (None: not
+    the model's); ``what`` names the model in error messages."""
+    plan = plan_keys(source.keys(), to_model)
+    model = build_on_meta(factory)
+    check_keys(model, plan, source, what)
+    assign_weights(model, source, plan, policy, device)
+    return model

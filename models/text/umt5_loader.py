@@ -21,8 +21,7 @@ import torch
 
 from ..common.ops import default_compute_dtype
 from ..loading.checkpoint import CheckpointError, TensorSource, open_weights
-from ..loading.materialize import (assign_weights, build_on_meta, check_keys, parse_weight_dtype,
-                                   plan_keys, storage_policy)
+from ..loading.materialize import build_and_fill, parse_weight_dtype, storage_policy
 from . import umt5_keys
 from .prompt import TEXT_LEN, encode_prompts, encode_token_ids, tokenize_prompts
 from .tokenizer import TokenizerError, UMT5Tokenizer
@@ -133,11 +132,9 @@ def _build(source: TensorSource, file_config: Optional[dict], where: Optional[st
     names = umt5_keys.to_official_names(source.keys(), naming, prefix)
     if config is None:
         config = config_from_source(source, names, file_config)
-    plan = plan_keys(source.keys(), lambda k: names.get(k))
-    model = build_on_meta(lambda: UMT5Encoder(config))
-    check_keys(model, plan, source, "umT5 encoder (%s naming)" % naming)
     policy = storage_policy(parse_weight_dtype(weight_dtype), compute_dtype, fp8_eligible)
-    assign_weights(model, source, plan, policy, device)
+    model = build_and_fill(lambda: UMT5Encoder(config), source, names.get, "umT5 encoder (%s naming)" % naming,
+                           policy, device)
     model.compute_dtype = compute_dtype
     model._bucket_cache = {}
     model.eval().requires_grad_(False)

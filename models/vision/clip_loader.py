@@ -16,8 +16,7 @@ import torch
 
 from ..common.ops import default_compute_dtype
 from ..loading.checkpoint import CheckpointError, TensorSource, open_weights
-from ..loading.materialize import (assign_weights, build_on_meta, check_keys, parse_weight_dtype,
-                                   plan_keys, storage_policy)
+from ..loading.materialize import build_and_fill, parse_weight_dtype, storage_policy
 from . import clip_keys
 from .clip_preprocess import clip_preprocess
 from .clip_vit import CLIPVisionConfig, CLIPVisionTower
@@ -101,11 +100,9 @@ def load_clip_vision_model(path: Union[str, Dict[str, torch.Tensor], TensorSourc
             raise CheckpointError("%s looks like a CLIP vision tower but lacks the tensor %s"
                                   % (where or source.files[0], e)) from e
     config.validate()
-    plan = plan_keys(view.keys(), lambda k: k)
-    model = build_on_meta(lambda: CLIPVisionTower(config))
-    check_keys(model, plan, view, "CLIP vision tower (%s naming)" % naming)
     policy = storage_policy(parse_weight_dtype(weight_dtype), compute_dtype, fp8_eligible)
-    assign_weights(model, view, plan, policy, device)
+    model = build_and_fill(lambda: CLIPVisionTower(config), view, lambda k: k,
+                           "CLIP vision tower (%s naming)" % naming, policy, device)
     model.compute_dtype = compute_dtype
     from ...host import log
     from ..common.attention import resolve_backend

@@ -17,8 +17,7 @@ import torch
 
 from ..common.ops import default_compute_dtype
 from ..loading.checkpoint import CheckpointError, TensorSource, open_weights
-from ..loading.materialize import (assign_weights, build_on_meta, check_keys, parse_weight_dtype,
-                                   plan_keys, storage_policy)
+from ..loading.materialize import build_and_fill, parse_weight_dtype, storage_policy
 from . import dit_keys
 from .dit import WanDiT
 from .dit_config import WanDiTConfig
@@ -117,11 +116,8 @@ def load_wan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, wei
             config.variant = "i2v"
     else:
         names = dit_keys.to_official_names(source.keys(), naming, prefix)
-    plan = plan_keys(names.keys(), lambda k: names.get(k))
-    model = build_on_meta(lambda: WanDiT(config))
-    check_keys(model, plan, source, "Wan DiT (%s naming)" % naming)
     policy = storage_policy(parse_weight_dtype(weight_dtype), compute_dtype, fp8_eligible)
-    assign_weights(model, source, plan, policy, device)
+    model = build_and_fill(lambda: WanDiT(config), source, names.get, "Wan DiT (%s naming)" % naming, policy, device)
     model.compute_dtype = compute_dtype
     from ..common.attention import resolve_backend
     from ...host import log

@@ -14,7 +14,7 @@ from typing import Dict, Optional, Tuple, Union
 import torch
 
 from ..loading.checkpoint import CheckpointError, TensorSource, open_weights
-from ..loading.materialize import assign_weights, build_on_meta, check_keys, parse_weight_dtype, plan_keys
+from ..loading.materialize import build_and_fill, parse_weight_dtype
 from . import vae_keys
 from .vae import WanVAE, WanVAEConfig
 
@@ -87,11 +87,8 @@ def load_wan_vae(path: Union[str, Dict[str, torch.Tensor], TensorSource], *,
     except ValueError as e:
         raise CheckpointError("%s: %s" % (where, e)) from e
 
-    plan = plan_keys(names.keys(), lambda k: names.get(k))
-    model = build_on_meta(lambda: WanVAE(config))
-    check_keys(model, plan, source, "Wan2.1 VAE (%s naming)" % naming)
-    assign_weights(model, source, plan, lambda key, file_dtype: storage if file_dtype.is_floating_point else file_dtype,
-                   device)
+    model = build_and_fill(lambda: WanVAE(config), source, names.get, "Wan2.1 VAE (%s naming)" % naming,
+                           lambda key, file_dtype: storage if file_dtype.is_floating_point else file_dtype, device)
     mean, std = _latent_stats(file_config, config.z_dim)
     model.set_latent_stats(mean, std, device=device)
     model.compute_dtype = compute_dtype
