@@ -11,6 +11,8 @@ from typing import Optional
 
 import torch
 
+from ..sampling.df_video import DFVideoSettings
+
 DIT = "SKYREELS_DIT"
 TEXT_ENCODER = "SKYREELS_TEXT_ENCODER"
 CLIP_VISION = "SKYREELS_CLIP_VISION"
@@ -61,19 +63,22 @@ class StepCacheSettings:
     use_ret_steps: bool = True
 
 
+_DF = DFVideoSettings()  # the engine's defaults are the official ones; the options node repeats none
+
+
 @dataclass
 class DFOptions:
     """Rarely touched diffusion-forcing settings (the DF options node)."""
 
-    base_num_frames: int = 97
-    overlap_history: int = 17
-    addnoise_condition: int = 20
-    fps: float = 24.0
-    history: str = "latent"
-    color_match: str = "none"
-    color_match_strength: float = 1.0
-    causal_attention: bool = False
-    solver: str = "unipc"
-    sigma_grid: str = "official"
+    base_num_frames: int = _DF.base_num_frames
+    overlap_history: int = _DF.overlap_history
+    addnoise_condition: int = _DF.addnoise_condition
+    fps: float = _DF.fps
+    history: str = _DF.history
+    color_match: str = _DF.color_match
+    color_match_strength: float = _DF.color_match_strength
+    causal_attention: bool = _DF.causal_attention
+    solver: str = _DF.solver
+    sigma_grid: str = _DF.sigma_grid
     chunk_folder: str = ""
     auto_orient: bool = True
