@@ -2,7 +2,7 @@
 import torch
 import torch.nn.functional as F
 
-from golden_cases import golden_dir, load_case
+from golden_cases import DEFAULT_DIR, load_case
 import os
 
 
@@ -54,6 +54,6 @@ def tiny_df_dit():
     from skyreels_pack.models.wan.dit_config import WanDiTConfig
     from skyreels_pack.models.wan.dit_loader import load_wan_dit
 
-    case = load_case(os.path.join(golden_dir(), "df_chunk_sync_prefix2.safetensors"))
+    case = load_case(os.path.join(DEFAULT_DIR, "df_chunk_sync_prefix2.safetensors"))
     model, cfg = load_wan_dit(case.weights, config=WanDiTConfig.from_official(case.config), weight_dtype="fp32")
     return model, case.inputs["context_cond"], case.inputs["context_uncond"]

@@ -19,10 +19,27 @@ def golden_dir() -> str:
     return os.environ.get("SKYREELS_GOLDEN_DIR") or DEFAULT_DIR
 
 
-def case_files() -> List[str]:
-    d = golden_dir()
-    files = glob.glob(os.path.join(d, "*.safetensors")) + glob.glob(os.path.join(d, "*.json"))
+TOP_FAMILY = "wan"  # the cases at the top level of the folder: Wan2.1 / SkyReels-V2
+
+
+def case_files(root: str = None) -> List[str]:
+    """Every case file under ``root`` (default :func:`golden_dir`), subfolders included, sorted."""
+    d = root or golden_dir()
+    files = glob.glob(os.path.join(d, "**", "*.safetensors"), recursive=True)
+    files += glob.glob(os.path.join(d, "**", "*.json"), recursive=True)
     return sorted(files)
+
+
+def family_of(path: str, root: str = None) -> str:
+    """The family a case file belongs to: its first subfolder under the golden folder, or
+    :data:`TOP_FAMILY` for files at the top level."""
+    rel = os.path.relpath(path, root or golden_dir())
+    parts = rel.split(os.sep)
+    return parts[0] if len(parts) > 1 else TOP_FAMILY
+
+
+def case_id(path: str, root: str = None) -> str:
+    return os.path.relpath(path, root or golden_dir()).replace(os.sep, "/")
 
 
 @dataclass

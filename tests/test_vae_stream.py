@@ -3,14 +3,14 @@ import os
 
 import torch
 
-from golden_cases import golden_dir, load_case
+from golden_cases import DEFAULT_DIR, load_case
 from skyreels_pack.models.wan.vae import StreamDecoder
 from skyreels_pack.models.wan.vae_loader import load_wan_vae
 from skyreels_pack.sampling.video_codec import VideoCodec
 
 
 def tiny_vae():
-    case = load_case(os.path.join(golden_dir(), "wan_vae_decode_b1.safetensors"))
+    case = load_case(os.path.join(DEFAULT_DIR, "wan_vae_decode_b1.safetensors"))
     vae, _ = load_wan_vae(case.weights)
     return vae
 

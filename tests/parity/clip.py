@@ -15,4 +15,6 @@ def run_clip_vision(case):
     return {"tokens": tokens}
 
 
+FAMILY = "wan"
+
 RUNNERS = {"clip_vision": run_clip_vision}

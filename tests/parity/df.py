@@ -33,6 +33,8 @@ def run_schedule(case):
     return None
 
 
+FAMILY = "wan"
+
 RUNNERS = {"df_schedule": run_schedule}
 
 

@@ -16,4 +16,6 @@ def run_dit(case):
     return {"out": out}
 
 
+FAMILY = "wan"
+
 RUNNERS = {"wan_dit_t2v": run_dit, "wan_dit_df": run_dit, "wan_dit_i2v": run_dit}

@@ -18,6 +18,8 @@ def _run(case, solver_cls):
     return {"x": torch.stack(xs), "sigmas": sched.sigmas, "timesteps": sched.timesteps}
 
 
+FAMILY = "wan"
+
 RUNNERS = {
     "flow_unipc": lambda case: _run(case, UniPCSolver),
     "flow_euler": lambda case: _run(case, EulerSolver),

@@ -18,4 +18,6 @@ def run_umt5(case):
     return {"hidden_states": hidden, "context": context}
 
 
+FAMILY = "wan"
+
 RUNNERS = {"umt5_encoder": run_umt5}

@@ -28,4 +28,6 @@ def run_decode(case):
     return {"video": model.decode(raw), "video_raw": model.decode(raw, clamp=False)}
 
 
+FAMILY = "wan"
+
 RUNNERS = {"wan_vae_encode": run_encode, "wan_vae_decode": run_decode}
