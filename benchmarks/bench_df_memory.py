@@ -44,7 +44,7 @@ def child(args) -> dict:
 
     _load_pack()
     from skyreels_pack import host
-    from skyreels_pack.cli.demo_models import _randomize
+    from skyreels_pack.cli.demo.common import randomize as _randomize
     from skyreels_pack.models.wan.dit import WanDiT
     from skyreels_pack.models.wan.dit_config import WanDiTConfig
     from skyreels_pack.models.wan.vae import WanVAE, WanVAEConfig

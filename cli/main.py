@@ -6,7 +6,7 @@
         but random weights produce noise, not a real video.
     demo-models DIR      Write the small random-weight demo models into DIR (a models/ layout).
     list-nodes           The nodes of the pack.
-    build-workflows      (development) Rewrite workflows/ from cli/shipped_workflows.py.
+    build-workflows      (development) Rewrite workflows/ from cli/shipped/.
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("dir")
     d.add_argument("--force", action="store_true", help="rewrite files that exist")
     sub.add_parser("list-nodes", help="list the nodes of the pack")
-    b = sub.add_parser("build-workflows", help="(development) rewrite workflows/ from cli/shipped_workflows.py")
+    b = sub.add_parser("build-workflows", help="(development) rewrite workflows/ from cli/shipped/")
     b.add_argument("--inputs", action="store_true", help="also redraw the example input media")
     return p
 
@@ -58,7 +58,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command == "run":
             return cmd_run(args)
         if args.command == "demo-models":
-            from .demo_models import write_demo_models
+            from .demo import write_demo_models
 
             path = write_demo_models(args.dir, force=args.force)
             print("demo models written to %s (random weights: they produce noise, not real videos)" % path)
@@ -71,12 +71,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 0
         if args.command == "build-workflows":
             from ..nodes.registry import NODE_CLASS_MAPPINGS
-            from .shipped_workflows import write_all
+            from .shipped import write_all
 
             for path in write_all(os.path.join(PACK_DIR, "workflows"), NODE_CLASS_MAPPINGS):
                 print("wrote", path)
             if args.inputs:
-                from .example_inputs import write_example_inputs
+                from .shipped import write_example_inputs
 
                 for path in write_example_inputs(EXAMPLE_INPUTS):
                     print("wrote", path)
@@ -130,7 +130,7 @@ def cmd_run(args) -> int:
     host.set_quiet(args.quiet)
     models = args.models
     if not models:
-        from .demo_models import write_demo_models
+        from .demo import write_demo_models
 
         demo = default_demo_dir()
         write_demo_models(demo)

@@ -1,6 +1,6 @@
 """Writes UI-format (litegraph 0.4) workflow files, the kind the ComfyUI editor saves and loads.
 
-The shipped workflows are described in ``shipped_workflows.py`` as small graphs (nodes with
+The shipped workflows are described in ``cli/shipped/`` (one module per family) as small graphs (nodes with
 widget values by name, links by input name) and turned into editor JSON here, with widget
 values in the order the editor expects them, so they cannot drift from the node definitions.
 """

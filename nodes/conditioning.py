@@ -164,3 +164,11 @@ class EmptyLatent:
 
     def make(self, width, height, num_frames, batch_size):
         return ({"samples": torch.zeros(latent_space.latent_shape(width, height, num_frames, batch_size))},)
+
+
+NODES = [
+    ("SkyReelsTextEncode", TextEncode, "SkyReels Text Encode"),
+    ("SkyReelsCLIPVisionEncode", CLIPVisionEncode, "SkyReels CLIP Vision Encode"),
+    ("SkyReelsImageToVideo", ImageToVideo, "SkyReels Image to Video"),
+    ("SkyReelsEmptyLatent", EmptyLatent, "SkyReels Empty Video Latent"),
+]

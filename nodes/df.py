@@ -184,3 +184,9 @@ def _color_match(frames, reference, method, strength):
     from ..media.color_match import match_colors
 
     return match_colors(frames, reference, method=method, strength=strength)
+
+
+NODES = [
+    ("SkyReelsDFSampler", DFSampler, "SkyReels Diffusion Forcing Sampler"),
+    ("SkyReelsDFOptions", DFOptions, "SkyReels Diffusion Forcing Options"),
+]

@@ -61,3 +61,9 @@ class VAEEncode:
         with on_device(vae.vae) as dev:
             z = VideoCodec(vae.vae, dev, vae.tile).encode(images[..., :3])
         return ({"samples": latent_space.denormalize(z).cpu()},)
+
+
+NODES = [
+    ("SkyReelsVAEDecode", VAEDecode, "SkyReels VAE Decode"),
+    ("SkyReelsVAEEncode", VAEEncode, "SkyReels VAE Encode"),
+]

@@ -205,3 +205,11 @@ class VAELoader:
                 raise NodeError("tile_overlap (%d) must be smaller than tile_size (%d)" % (tile_overlap, tile_size))
             tile = VAETiling(tile_px=tile_size, overlap_px=tile_overlap)
         return (handles.VAEHandle(vae, full, tile),)
+
+
+NODES = [
+    ("SkyReelsDiTLoader", DiTLoader, "SkyReels DiT Loader"),
+    ("SkyReelsTextEncoderLoader", TextEncoderLoader, "SkyReels Text Encoder Loader (umT5)"),
+    ("SkyReelsCLIPVisionLoader", CLIPVisionLoader, "SkyReels CLIP Vision Loader"),
+    ("SkyReelsVAELoader", VAELoader, "SkyReels VAE Loader"),
+]

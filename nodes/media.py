@@ -145,3 +145,10 @@ def _next_path(root: str, prefix: str, ext: str):
     used = [int(m.group(1)) for f in os.listdir(folder) for m in [pat.match(f)] if m]
     name = "%s_%05d%s" % (stem, (max(used) + 1) if used else 1, ext)
     return os.path.join(folder, name), sub, name
+
+
+NODES = [
+    ("SkyReelsLoadImage", LoadImage, "SkyReels Load Image"),
+    ("SkyReelsLoadVideo", LoadVideo, "SkyReels Load Video"),
+    ("SkyReelsSaveVideo", SaveVideo, "SkyReels Save Video"),
+]

@@ -100,3 +100,9 @@ class TeaCache:
 
     def make(self, threshold, use_ret_steps):
         return (handles.StepCacheSettings(threshold=threshold, use_ret_steps=use_ret_steps),)
+
+
+NODES = [
+    ("SkyReelsSampler", Sampler, "SkyReels Sampler"),
+    ("SkyReelsTeaCache", TeaCache, "SkyReels TeaCache"),
+]

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from skyreels_pack import api
-from skyreels_pack.cli.demo_models import write_demo_models
-from skyreels_pack.cli.shipped_workflows import MODELS
+from skyreels_pack.cli.demo import write_demo_models
+from skyreels_pack.cli.shipped import MODELS
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import sys
 import pytest
 
 from skyreels_pack.cli import workflow as wf
-from skyreels_pack.cli.demo_models import write_demo_models
+from skyreels_pack.cli.demo import write_demo_models
 from skyreels_pack.nodes.registry import NODE_CLASS_MAPPINGS
-from test_workflows import CASES
+from skyreels_pack.cli.shipped import SMOKE, SMOKE_COMMON
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOOL = os.path.normpath(os.path.join(ROOT, "..", "shared", "tools", "comfyhost", "run_workflow.py"))
@@ -25,11 +25,11 @@ pytestmark = pytest.mark.skipif(os.environ.get("SKYREELS_COMFYHOST") != "1" or n
 
 def _small(name, tmp_path):
     data = wf.load(os.path.join(ROOT, "workflows", name))
-    values = {"width": 128, "height": 96, "steps": 3}
-    extra, _ = CASES[name]
-    for item in extra[1::2]:
-        k, v = item.split("=")
-        values[k] = int(v)
+    extra, _ = SMOKE[name]
+    values = {}
+    for item in SMOKE_COMMON + extra:
+        k, v = item.split("=", 1)
+        values[k] = json.loads(v)
     assert wf.set_ui_widgets(data, NODE_CLASS_MAPPINGS, values) >= 3
     p = tmp_path / name
     p.write_text(json.dumps(data))
@@ -41,7 +41,7 @@ def test_shipped_workflows_run_in_comfyui(tmp_path):
     cmd = [sys.executable, TOOL, "--pack", ROOT, "--models", models, "--timeout", "900"]
     for f in sorted(os.listdir(INPUTS)):
         cmd += ["--input", os.path.join(INPUTS, f)]
-    for name in sorted(CASES):
+    for name in sorted(SMOKE):
         cmd += ["--workflow", _small(name, tmp_path)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]

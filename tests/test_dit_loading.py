@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from skyreels_pack.cli.demo_models import _randomize
+from skyreels_pack.cli.demo.common import randomize as _randomize
 from skyreels_pack.models.loading.checkpoint import CheckpointError
 from skyreels_pack.models.wan import dit_keys
 from skyreels_pack.models.wan.dit import WanDiT

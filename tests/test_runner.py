@@ -120,7 +120,7 @@ def test_run_command_reports_errors_and_exit_codes(tmp_path, capsys):
 
 
 def test_api_format_workflow_runs(tmp_path, capsys):
-    from skyreels_pack.cli.demo_models import write_demo_models
+    from skyreels_pack.cli.demo import write_demo_models
 
     models = write_demo_models(str(tmp_path / "models"))
     api = wf.to_api(_ui(), NODE_CLASS_MAPPINGS)

@@ -4,30 +4,18 @@ import os
 import pytest
 
 from skyreels_pack.cli import workflow as wf
-from skyreels_pack.cli.demo_models import write_demo_models
+from skyreels_pack.cli.demo import write_demo_models
 from skyreels_pack.cli.main import main
-from skyreels_pack.cli.shipped_workflows import SHIPPED, render_all
+from skyreels_pack.cli.shipped import SHIPPED, SMOKE, SMOKE_COMMON, render_all
 from skyreels_pack.media.video_io import probe_video
 from skyreels_pack.nodes.registry import NODE_CLASS_MAPPINGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKFLOWS = os.path.join(ROOT, "workflows")
-SMALL = ["--set", "width=128", "--set", "height=96", "--set", "steps=3"]
 
-# workflow -> (extra overrides, expected frames of the written video)
-CASES = {
-    "skyreels_v2_t2v.json": (["--set", "num_frames=9"], 9),
-    "skyreels_v2_i2v.json": (["--set", "num_frames=9"], 9),
-    "skyreels_v2_df_10s_sync.json": (["--set", "num_frames=41", "--set", "base_num_frames=17",
-                                      "--set", "overlap_history=5"], 41),
-    "skyreels_v2_df_30s_async.json": (["--set", "num_frames=57", "--set", "base_num_frames=37",
-                                       "--set", "overlap_history=17"], 57),
-    "skyreels_v2_df_i2v.json": (["--set", "num_frames=9"], 9),
-    "skyreels_v2_df_start_end.json": (["--set", "num_frames=9"], 9),
-    # the example clip has 33 frames; extension appends 8 new ones
-    "skyreels_v2_df_extend.json": (["--set", "num_frames=8", "--set", "base_num_frames=17",
-                                    "--set", "overlap_history=5"], 33 + 8),
-}
+
+def _sets(items):
+    return [arg for item in items for arg in ("--set", item)]
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +25,7 @@ def demo_models(tmp_path_factory):
 
 def test_every_shipped_workflow_has_a_case():
     shipped = sorted(f for f in os.listdir(WORKFLOWS) if f.endswith(".json"))
-    assert shipped == sorted(SHIPPED) == sorted(CASES)
+    assert shipped == sorted(SHIPPED) == sorted(SMOKE)
 
 
 def test_shipped_files_match_their_description():
@@ -63,12 +51,12 @@ def test_shipped_workflows_carry_official_defaults_and_a_models_note():
             assert (sampler["inputs"]["cfg"], sampler["inputs"]["shift"]) == (6.0, 8.0)
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", sorted(SMOKE))
 def test_workflow_runs_headless(name, demo_models, tmp_path, capsys):
-    extra, frames = CASES[name]
+    extra, frames = SMOKE[name]
     out = tmp_path / "out"
     rc = main(["run", os.path.join(WORKFLOWS, name), "--models", demo_models, "--output", str(out), "--quiet"]
-              + SMALL + extra)
+              + _sets(SMOKE_COMMON + extra))
     printed = capsys.readouterr()
     assert rc == 0, printed.err
     videos = list(out.rglob("*.mp4"))

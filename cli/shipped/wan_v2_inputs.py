@@ -40,7 +40,7 @@ def scene(t: float, width: int = WIDTH, height: int = HEIGHT) -> torch.Tensor:
 def write_example_inputs(folder: str) -> list:
     from PIL import Image
 
-    from ..media.video_io import write_video
+    from ...media.video_io import write_video
 
     os.makedirs(folder, exist_ok=True)
     out = []

@@ -1,6 +1,6 @@
-"""Small random-weight models in the real file formats, laid out like ComfyUI's ``models/``.
+"""Demo models of the SkyReels-V2 workflows (Wan2.1 DiT, umT5, CLIP ViT-H, Wan VAE).
 
-They carry the file names the shipped workflows use (``shipped_workflows.MODELS``) and
+They carry the file names the shipped workflows use (``shipped.wan_v2.MODELS``) and
 exercise the loaders the way real files do: an official sharded folder with an index and a
 config (T2V), an official single-file folder with the fps embedding (DF-1.3B), a Kijai-style
 fp8 file (I2V), ComfyUI's scaled-fp8 umT5 with its embedded tokenizer, ComfyUI's CLIP
@@ -10,16 +10,14 @@ video: they prove that everything runs, fast, on a CPU.
 from __future__ import annotations
 
 import json
-import math
 import os
-from typing import Dict
 
 import torch
 
-from .shipped_workflows import MODELS
+from ..shipped.wan_v2 import MODELS
+from .common import randomize, save
 
-DEMO_VERSION = 1
-MARKER = "skyreels_demo_models.json"
+VERSION = 1
 
 TEXT = dict(dim=64, dim_attn=64, dim_ffn=160, num_heads=4, num_layers=2)
 DIT = dict(dim=128, ffn_dim=256, num_heads=1, num_layers=2, text_dim=TEXT["dim"])
@@ -27,45 +25,13 @@ CLIP = dict(image_size=56, patch_size=14, dim=64, mlp_dim=256, num_heads=1, num_
 VAE = dict(dim=8)
 
 
-def _randomize(module: torch.nn.Module, seed: int) -> Dict[str, torch.Tensor]:
-    """A state dict of seeded random values with sensible scales for every tensor."""
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for name, t in module.state_dict().items():
-        if not t.is_floating_point():
-            out[name] = t.clone()
-            continue
-        shape = tuple(t.shape)
-        leaf = name.rsplit(".", 1)[-1]
-        if leaf == "bias" or name.endswith("beta"):
-            v = torch.randn(shape, generator=g) * 0.02
-        elif len(shape) >= 2 and leaf in ("weight",):
-            fan_in = math.prod(shape[1:])
-            v = torch.randn(shape, generator=g) / math.sqrt(fan_in)
-        elif len(shape) == 1 or leaf in ("gamma",) or "norm" in name:
-            v = 1.0 + 0.05 * torch.randn(shape, generator=g)
-        else:  # modulation tables, embeddings, positions
-            v = torch.randn(shape, generator=g) * 0.1
-        out[name] = v.contiguous()
-    return out
-
-
-def _save(path: str, tensors: Dict[str, torch.Tensor], metadata=None) -> None:
-    from safetensors.torch import save_file
-
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".part"
-    save_file({k: v.contiguous() for k, v in tensors.items()}, tmp, metadata=metadata or {"format": "pt"})
-    os.replace(tmp, path)
-
-
 def _dit_state(variant: str, seed: int):
-    from ..models.wan.dit import WanDiT
-    from ..models.wan.dit_config import WanDiTConfig
+    from ...models.wan.dit import WanDiT
+    from ...models.wan.dit_config import WanDiTConfig
 
     cfg = WanDiTConfig(**DIT, in_dim=36 if variant == "i2v" else 16, image_dim=CLIP["dim"] if variant == "i2v" else None,
                        inject_sample_info=variant == "df", variant=variant)
-    return cfg, _randomize(WanDiT(cfg), seed)
+    return cfg, randomize(WanDiT(cfg), seed)
 
 
 def _official_config(cfg, model_type: str) -> dict:
@@ -85,7 +51,7 @@ def write_t2v(root: str) -> None:
     shards = {"model-00001-of-00002.safetensors": keys[:half], "model-00002-of-00002.safetensors": keys[half:]}
     weight_map = {}
     for fname, ks in shards.items():
-        _save(os.path.join(folder, fname), {k: sd[k].to(torch.bfloat16) for k in ks})
+        save(os.path.join(folder, fname), {k: sd[k].to(torch.bfloat16) for k in ks})
         weight_map.update({k: fname for k in ks})
     with open(os.path.join(folder, "model.safetensors.index.json"), "w") as f:
         json.dump({"metadata": {"total_size": 0}, "weight_map": weight_map}, f, indent=1)
@@ -97,34 +63,34 @@ def write_df(root: str) -> None:
     """Official DF-1.3B layout: config.json (inject_sample_info) + model.safetensors."""
     folder = os.path.join(root, *MODELS["df"])
     cfg, sd = _dit_state("df", 2)
-    _save(os.path.join(folder, "model.safetensors"), {k: v.to(torch.bfloat16) for k, v in sd.items()})
+    save(os.path.join(folder, "model.safetensors"), {k: v.to(torch.bfloat16) for k, v in sd.items()})
     with open(os.path.join(folder, "config.json"), "w") as f:
         json.dump(_official_config(cfg, "t2v"), f, indent=1)
 
 
 def write_i2v(root: str) -> None:
     """Kijai-style single file: official names, block Linear weights in fp8_e4m3fn, the rest fp16."""
-    from ..models.wan.dit_loader import fp8_eligible
+    from ...models.wan.dit_loader import fp8_eligible
 
     cfg, sd = _dit_state("i2v", 3)
     out = {k: (v.to(torch.float8_e4m3fn) if fp8_eligible(k) else v.to(torch.float16)) for k, v in sd.items()}
-    _save(os.path.join(root, *MODELS["i2v"]), out)
+    save(os.path.join(root, *MODELS["i2v"]), out)
 
 
 def write_text_encoder(root: str) -> None:
     """ComfyUI's umt5_xxl_fp8_e4m3fn_scaled layout: transformers names, scaled fp8, spiece_model."""
-    from ..models.loading.materialize import quantize_fp8
-    from ..models.text.tokenizer import build_demo_spiece
-    from ..models.text.umt5 import UMT5Config, UMT5Encoder
-    from ..models.text.umt5_keys import official_to_transformers
-    from ..models.text.umt5_loader import fp8_eligible
+    from ...models.loading.materialize import quantize_fp8
+    from ...models.text.tokenizer import build_demo_spiece
+    from ...models.text.umt5 import UMT5Config, UMT5Encoder
+    from ...models.text.umt5_keys import official_to_transformers
+    from ...models.text.umt5_loader import fp8_eligible
 
     spiece = build_demo_spiece(256)
-    from ..models.text.tokenizer import UMT5Tokenizer
+    from ...models.text.tokenizer import UMT5Tokenizer
 
     vocab = UMT5Tokenizer.from_spiece_bytes(spiece).vocab_size
     cfg = UMT5Config(vocab=vocab, **TEXT)
-    sd = _randomize(UMT5Encoder(cfg), 4)
+    sd = randomize(UMT5Encoder(cfg), 4)
     out = {}
     for k, v in sd.items():
         name = official_to_transformers(k)
@@ -138,47 +104,27 @@ def write_text_encoder(root: str) -> None:
             out[name] = v.to(torch.float16)
     out["scaled_fp8"] = torch.zeros(0, dtype=torch.float8_e4m3fn)
     out["spiece_model"] = torch.frombuffer(bytearray(spiece), dtype=torch.uint8).clone()
-    _save(os.path.join(root, *MODELS["text"]), out)
+    save(os.path.join(root, *MODELS["text"]), out)
 
 
 def write_clip(root: str) -> None:
     """ComfyUI's clip_vision_h layout: transformers CLIPVisionModel names under vision_model."""
-    from ..models.vision.clip_keys import convert_state_dict
-    from ..models.vision.clip_vit import CLIPVisionConfig, CLIPVisionTower
+    from ...models.vision.clip_keys import convert_state_dict
+    from ...models.vision.clip_vit import CLIPVisionConfig, CLIPVisionTower
 
     cfg = CLIPVisionConfig(**CLIP)
-    sd = _randomize(CLIPVisionTower(cfg), 5)
+    sd = randomize(CLIPVisionTower(cfg), 5)
     out = convert_state_dict(sd, "transformers")
-    _save(os.path.join(root, *MODELS["clip"]), {k: v.to(torch.float16) for k, v in out.items()})
+    save(os.path.join(root, *MODELS["clip"]), {k: v.to(torch.float16) for k, v in out.items()})
 
 
 def write_vae(root: str) -> None:
     """ComfyUI's wan_2.1_vae layout: the official names."""
-    from ..models.wan.vae import WanVAE, WanVAEConfig
+    from ...models.wan.vae import WanVAE, WanVAEConfig
 
-    sd = _randomize(WanVAE(WanVAEConfig(**VAE)), 6)
+    sd = randomize(WanVAE(WanVAEConfig(**VAE)), 6)
     sd = {k: v for k, v in sd.items() if k not in ("latents_mean", "latents_std")}
-    _save(os.path.join(root, *MODELS["vae"]), {k: v.to(torch.float16) for k, v in sd.items()})
+    save(os.path.join(root, *MODELS["vae"]), {k: v.to(torch.float16) for k, v in sd.items()})
 
 
 WRITERS = (write_t2v, write_df, write_i2v, write_text_encoder, write_clip, write_vae)
-
-
-def write_demo_models(root: str, force: bool = False) -> str:
-    """Write every demo model into ``root`` (skipped when already there, unless ``force``)."""
-    root = os.path.abspath(os.path.expanduser(root))
-    marker = os.path.join(root, MARKER)
-    if not force and os.path.exists(marker):
-        try:
-            with open(marker) as f:
-                if json.load(f).get("version") == DEMO_VERSION:
-                    return root
-        except (OSError, ValueError):
-            pass
-    os.makedirs(root, exist_ok=True)
-    for w in WRITERS:
-        w(root)
-    with open(marker, "w") as f:
-        json.dump({"version": DEMO_VERSION, "note": "random weights: they produce noise, not real videos",
-                   "files": {k: os.path.join(*v) for k, v in MODELS.items()}}, f, indent=1)
-    return root

@@ -1,15 +1,13 @@
-"""The workflows shipped in ``workflows/``, described as small graphs.
+"""The SkyReels-V2 workflows shipped in ``workflows/`` (T2V, I2V, diffusion forcing).
 
-``python . build-workflows`` rewrites the JSON files from these descriptions; a test checks
-that the files on disk are exactly what this module produces.  Defaults are the official
-ones (spec section 4): 544x960, 97 frames, 30 steps, shift 8 / 5, cfg 6 / 5, 24 fps.
+Defaults are the official ones (spec section 4): 544x960, 97 frames, 30 steps, shift 8 / 5,
+cfg 6 / 5, 24 fps.
 """
 from __future__ import annotations
 
-import os
 from typing import Dict, List
 
-from .workflow_builder import Node, Note, build, dumps
+from ..workflow_builder import Node, Note
 
 # Model files the workflows name: (ComfyUI models subfolder, name).  The demo models use the
 # same names, in the same formats as the real files.
@@ -170,6 +168,19 @@ def df_extend() -> list:
                     "input frames.")
 
 
+# workflow -> the CPU-sized smoke run of the tests: (--set overrides besides width=128,
+# height=96, steps=3; frames of the written video)
+SMOKE = {
+    "skyreels_v2_t2v.json": (["num_frames=9"], 9),
+    "skyreels_v2_i2v.json": (["num_frames=9"], 9),
+    "skyreels_v2_df_10s_sync.json": (["num_frames=41", "base_num_frames=17", "overlap_history=5"], 41),
+    "skyreels_v2_df_30s_async.json": (["num_frames=57", "base_num_frames=37", "overlap_history=17"], 57),
+    "skyreels_v2_df_i2v.json": (["num_frames=9"], 9),
+    "skyreels_v2_df_start_end.json": (["num_frames=9"], 9),
+    # the example clip has 33 frames; extension appends 8 new ones
+    "skyreels_v2_df_extend.json": (["num_frames=8", "base_num_frames=17", "overlap_history=5"], 33 + 8),
+}
+
 SHIPPED = {
     "skyreels_v2_t2v.json": t2v,
     "skyreels_v2_i2v.json": i2v,
@@ -179,18 +190,3 @@ SHIPPED = {
     "skyreels_v2_df_start_end.json": df_start_end,
     "skyreels_v2_df_extend.json": df_extend,
 }
-
-
-def render_all(classes) -> Dict[str, str]:
-    return {name: dumps(build(fn(), classes)) for name, fn in SHIPPED.items()}
-
-
-def write_all(folder: str, classes) -> List[str]:
-    os.makedirs(folder, exist_ok=True)
-    paths = []
-    for name, text in render_all(classes).items():
-        p = os.path.join(folder, name)
-        with open(p, "w", encoding="utf-8") as f:
-            f.write(text)
-        paths.append(p)
-    return paths
