@@ -22,6 +22,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from .streamable import blocks_of
+
 ALIGN = 64  # byte alignment of each tensor inside a packed block
 
 
@@ -238,8 +240,8 @@ class BlockStreamer:
     just in time (see the module docstring).
 
     Args:
-        model: a module with ``blocks`` (an ``nn.ModuleList``); everything outside the
-            streamed blocks is placed on the device at construction.
+        model: a DiT following :mod:`memory.streamable`; everything outside the streamed
+            blocks is placed on the device at construction.
         streamed: indices of the blocks to stream.
         transfer: how copies are made (:class:`HostToDevice` or a test double).
         prefetch: start copying the next streamed block before the current block computes.
@@ -249,12 +251,13 @@ class BlockStreamer:
         self.model = model
         self.transfer = transfer
         self.prefetch = prefetch
-        n = len(model.blocks)
+        blocks = blocks_of(model)
+        n = len(blocks)
         self.streamed = sorted(set(int(i) for i in streamed))
         if any(not 0 <= i < n for i in self.streamed):
             raise ValueError("streamed block indices must be in [0, %d), got %s" % (n, self.streamed))
         streamed_set = set(self.streamed)
-        self.block_refs: Dict[int, List[TensorRef]] = {i: tensor_refs(model.blocks[i]) for i in self.streamed}
+        self.block_refs: Dict[int, List[TensorRef]] = {i: tensor_refs(blocks[i]) for i in self.streamed}
         self.layouts = {i: BlockLayout.of([r.master for r in refs]) for i, refs in self.block_refs.items()}
         skip = {id(r.master) for refs in self.block_refs.values() for r in refs}
         self.resident_refs = [r for r in tensor_refs(model) if id(r.master) not in skip]

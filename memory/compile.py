@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from ..host import log
+from .streamable import blocks_of
 
 
 def compile_unsupported_reason(device: torch.device, backend: str = "inductor") -> Optional[str]:
@@ -74,7 +75,7 @@ def is_compiled(block: nn.Module) -> bool:
 
 def compile_failed(model: nn.Module) -> bool:
     """True when the blocks were compiled but compilation failed and they now run eagerly."""
-    return any(is_compiled(b) and b.forward.state.failed for b in model.blocks)
+    return any(is_compiled(b) and b.forward.state.failed for b in blocks_of(model) or ())
 
 
 def compile_blocks(model: nn.Module, mode: str = "default", backend: str = "inductor",
@@ -87,7 +88,7 @@ def compile_blocks(model: nn.Module, mode: str = "default", backend: str = "indu
     here; a failure during the first compiled forward pass is caught as well and the blocks
     then run eagerly.
     """
-    blocks = getattr(model, "blocks", None)
+    blocks = blocks_of(model)
     if blocks is None:
         raise ValueError("compile_blocks needs a transformer with blocks; got %s" % type(model).__name__)
     if all(is_compiled(b) for b in blocks):
@@ -115,6 +116,6 @@ def compile_blocks(model: nn.Module, mode: str = "default", backend: str = "indu
 
 def uncompile_blocks(model: nn.Module) -> None:
     """Put the plain forward back on every block."""
-    for b in model.blocks:
+    for b in blocks_of(model) or ():
         if is_compiled(b):
             del b.forward

@@ -10,7 +10,7 @@
 :func:`release` undoes either: device copies are dropped, the model is back on the offload
 device, the allocator cache is emptied and freed host memory goes back to the system.  The
 same two calls work for the encoders (any ``nn.Module``; a budget only applies to models
-with ``blocks``).
+with streamable blocks, see :mod:`memory.streamable`).
 """
 from __future__ import annotations
 
@@ -21,7 +21,8 @@ import torch.nn as nn
 
 from .. import host
 from .block_streamer import BlockLayout, BlockStreamer, HostStaging, HostToDevice, Transfer, tensor_refs
-from .budget import ResidencyPlan, activation_bytes, gib, plan_residency
+from .budget import ResidencyPlan, gib, plan_residency
+from .streamable import activations_of, blocks_of
 from ..host import trim_host_memory
 
 # Planned latent when the caller gives none: 97 frames at 960x544 (SkyReels-V2 540P).
@@ -36,7 +37,7 @@ def module_bytes(module: nn.Module) -> int:
 def estimate_bytes(model: nn.Module) -> Dict[str, object]:
     """Weight bytes by part: ``blocks`` (sum), ``per_block`` (list), ``rest`` and ``total``."""
     total = module_bytes(model)
-    blocks = getattr(model, "blocks", None)
+    blocks = blocks_of(model)
     per_block = [module_bytes(b) for b in blocks] if blocks is not None else []
     return {"blocks": sum(per_block), "per_block": per_block, "rest": total - sum(per_block), "total": total}
 
@@ -61,7 +62,7 @@ def prepare_for_sampling(model: nn.Module, device, vram_budget_gb: Optional[floa
     """Make ``model`` ready to run on ``device``.
 
     Args:
-        model: a :class:`WanDiT` (or any module when there is no budget).
+        model: a DiT following :mod:`memory.streamable` (or any module when there is no budget).
         device: the compute device.
         vram_budget_gb: None or 0 for no budget (the whole model on the device); otherwise the
             GB of device memory the model and its activations may use.
@@ -82,17 +83,16 @@ def prepare_for_sampling(model: nn.Module, device, vram_budget_gb: Optional[floa
     if _streamer(model) is not None:
         _streamer(model).detach()
     shape = tuple(latent_shape) if latent_shape is not None else None
-    config = getattr(model, "config", None)
     compute_dtype = getattr(model, "compute_dtype", torch.bfloat16)
 
     if budget == 0 or (device.type == "cpu" and transfer is None):
         if budget and device.type == "cpu":
             host.log("a VRAM budget applies to GPUs; on the CPU the whole model stays in system RAM")
-        need = activation_bytes(config, shape or DEFAULT_LATENT, batch, compute_dtype, teacache) if config else 0
+        need = activations_of(model, shape or DEFAULT_LATENT, batch, compute_dtype, teacache)
         host.load_model(model, device, memory_required=need)
         return None
 
-    if getattr(model, "blocks", None) is None or config is None:
+    if blocks_of(model) is None:
         raise ValueError("a VRAM budget needs a transformer with blocks (a DiT); got %s" % type(model).__name__)
     if shape is None:
         host.log("no latent size given for the VRAM plan; assuming 97 frames at 960x544")
@@ -104,7 +104,7 @@ def prepare_for_sampling(model: nn.Module, device, vram_budget_gb: Optional[floa
         if host.model_device(model).type != "cpu":  # ComfyUI's offload device may be the GPU (--highvram)
             model.to("cpu")
     sizes = estimate_bytes(model)
-    act = activation_bytes(config, shape, batch, compute_dtype, teacache)
+    act = activations_of(model, shape, batch, compute_dtype, teacache)
     plan = plan_residency(sizes["per_block"], sizes["rest"], act, budget, prefetch)
     host.log(plan.describe())
     if device.type != "cpu":
@@ -112,7 +112,8 @@ def prepare_for_sampling(model: nn.Module, device, vram_budget_gb: Optional[floa
     if transfer is None:
         staging = staging_for(model)
         if plan.streamed:
-            staging.ensure(max(BlockLayout.of([r.master for r in tensor_refs(model.blocks[i])]).total
+            blocks = blocks_of(model)
+            staging.ensure(max(BlockLayout.of([r.master for r in tensor_refs(blocks[i])]).total
                                for i in plan.streamed))
         transfer = HostToDevice(device, staging)
     model.block_hooks = BlockStreamer(model, plan.streamed, transfer, prefetch=prefetch)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from ..models.common import ops
 from ..host import trim_host_memory
+from .streamable import blocks_of
 
 MODES = ("int8", "nf4")
 NF4_BLOCKSIZE = 64
@@ -262,10 +263,11 @@ def quantize_linear(layer: nn.Linear, mode: str) -> QuantLinear:
 
 
 def quantize_blocks(model: nn.Module, mode: str) -> None:
-    """Replace, in place, every Linear inside ``model.blocks`` by an int8 or nf4 layer."""
+    """Replace, in place, every Linear inside the blocks of ``model`` (:func:`memory.streamable.blocks_of`)
+    by an int8 or nf4 layer."""
     if mode not in _LAYERS:
         raise ValueError("unknown quantization %r; choose one of %s" % (mode, ", ".join(MODES)))
-    blocks = getattr(model, "blocks", None)
+    blocks = blocks_of(model)
     if blocks is None:
         raise ValueError("quantize_blocks needs a transformer with blocks; got %s" % type(model).__name__)
     for block in blocks:
