@@ -10,7 +10,6 @@ or returns {output name: tensor} to compare with the stored outputs.
 * Inside a built family every case runs, and a kind without a runner fails the test.
 """
 import importlib
-import os
 import pkgutil
 
 import pytest
