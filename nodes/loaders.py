@@ -17,8 +17,12 @@ _COMPUTE = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32
 def _path(kind: str, name: str, override: str) -> str:
     choice = (override or "").strip() or name
     if choice.startswith("(no models found"):
-        raise NodeError("no model file was found in the %s folder; put one there or type a full path into 'path'" % kind)
-    return host.resolve_model(kind, choice)
+        raise NodeError("no model file was found in the %s folder; put one there (or in a subfolder, and type its "
+                        "name into 'path')" % kind)
+    try:
+        return host.resolve_model(kind, choice)
+    except (FileNotFoundError, host.PathError) as e:
+        raise NodeError(str(e)) from e
 
 
 def _compute_dtype(name: str, device: torch.device):
@@ -61,7 +65,8 @@ class DiTLoader:
                                "(about 2 GB with tiles) and the rest of the workflow."}),
             },
             "optional": {
-                "path": ("STRING", {"default": "", "tooltip": "A full path to a file or folder anywhere; "
+                "path": ("STRING", {"default": "", "tooltip": "A file or folder in ComfyUI's diffusion_models "
+                                                              "folders (a name, or a full path inside them); "
                                                               "overrides 'model' when not empty."}),
                 "variant": (["auto", "t2v", "i2v", "df"], {
                     "default": "auto",
@@ -118,9 +123,12 @@ class TextEncoderLoader:
             "optional": {
                 "tokenizer_path": ("STRING", {
                     "default": "",
-                    "tooltip": "Folder with the umT5 tokenizer (tokenizer.json or spiece.model). Not needed for "
-                               "ComfyUI files, which embed it, or when a tokenizer folder sits beside the weights."}),
-                "path": ("STRING", {"default": "", "tooltip": "A full path; overrides 'model' when not empty."}),
+                    "tooltip": "Folder with the umT5 tokenizer (tokenizer.json or spiece.model), inside ComfyUI's "
+                               "text_encoders folders. Not needed for ComfyUI files, which embed it, or when a "
+                               "tokenizer folder sits beside the weights."}),
+                "path": ("STRING", {"default": "", "tooltip": "A file or folder in this model type's ComfyUI folders "
+                                                              "(a name, or a full path inside them); overrides "
+                                                              "'model' when not empty."}),
             },
         }
 
@@ -129,8 +137,9 @@ class TextEncoderLoader:
 
         full = _path("text_encoders", model, path)
         device = host.torch_device()
+        tokenizer = _path("text_encoders", "", tokenizer_path) if (tokenizer_path or "").strip() else None
         enc = load_umt5(full, weight_dtype=weight_dtype, compute_dtype=_compute_dtype("auto", device),
-                        device=host.offload_device(), tokenizer_path=tokenizer_path or None)
+                        device=host.offload_device(), tokenizer_path=tokenizer)
         return (handles.TextEncoderHandle(enc, full),)
 
 
@@ -151,7 +160,9 @@ class CLIPVisionLoader:
                                "official models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth."}),
             },
             "optional": {
-                "path": ("STRING", {"default": "", "tooltip": "A full path; overrides 'model' when not empty."}),
+                "path": ("STRING", {"default": "", "tooltip": "A file or folder in this model type's ComfyUI folders "
+                                                              "(a name, or a full path inside them); overrides "
+                                                              "'model' when not empty."}),
             },
         }
 
@@ -188,7 +199,9 @@ class VAELoader:
                                          "tooltip": "Overlap of neighbouring tiles in pixels (blended)."}),
             },
             "optional": {
-                "path": ("STRING", {"default": "", "tooltip": "A full path; overrides 'model' when not empty."}),
+                "path": ("STRING", {"default": "", "tooltip": "A file or folder in this model type's ComfyUI folders "
+                                                              "(a name, or a full path inside them); overrides "
+                                                              "'model' when not empty."}),
             },
         }
 

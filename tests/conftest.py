@@ -27,3 +27,8 @@ def _deterministic():
     torch.manual_seed(0)
     host.clear_interrupt()
     yield
+
+
+# Fixtures of the hostile-input tests (tests/test_hostile_*.py): the host's folders for one
+# test, and the demo models once per session.
+from hostile_util import demo_models, folders  # noqa: E402, F401
