@@ -5,11 +5,14 @@ Each node module exports ``NODES``: a list of (id, class, display name).  The Wa
 modules come first; each later family adds one module ``nodes/<family>.py``.
 """
 from . import conditioning, df, latent, loaders, media, sampling
+from .validation import guard
 
 MODULES = (loaders, conditioning, sampling, df, latent, media)
 
 _NODES = [entry for module in MODULES for entry in module.NODES]
 
-NODE_CLASS_MAPPINGS = {nid: cls for nid, cls, _ in _NODES}
+# guard: every widget value is checked (finite, in range, a listed choice) before the node's
+# own VALIDATE_INPUTS runs, in ComfyUI and headless (nodes/validation.py).
+NODE_CLASS_MAPPINGS = {nid: guard(cls) for nid, cls, _ in _NODES}
 NODE_DISPLAY_NAME_MAPPINGS = {nid: name for nid, _, name in _NODES}
 assert len(NODE_CLASS_MAPPINGS) == len(_NODES), "a node id is used twice"
