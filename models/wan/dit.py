@@ -385,6 +385,9 @@ class WanDiT(nn.Module):
         text, image = self.embed_context(context, clip_fea)
         rope = rope_table(grid, cfg.head_dim, dev, rope_frame_offset)
         causal = causal_block_size if causal_block_size is not None else self.causal_block_size
+        if causal is not None and (isinstance(causal, bool) or not isinstance(causal, int) or causal < 1):
+            raise ValueError("causal_block_size must be None (full attention) or a whole number of latent frames "
+                             "of at least 1, got %r" % (causal,))
 
         if cache is not None:
             residual = cache.lookup(e, e0)

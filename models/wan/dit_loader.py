@@ -104,10 +104,11 @@ def load_wan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, wei
     source, file_config, where = open_weights(path, "dit")
     found = detect(source)
     if found is None:
-        raise CheckpointError(
-            "%s is not a Wan / SkyReels DiT: expected keys like 'blocks.0.self_attn.q.weight' (official), "
-            "'model.diffusion_model.blocks.0...' (ComfyUI) or 'blocks.0.attn1.to_q.weight' (diffusers); "
-            "found e.g. %s" % (where or "the given weights", ", ".join(sorted(source.keys())[:4])))
+        from ..loading.identify import wrong_component
+
+        raise wrong_component(where or "the given weights", source, "dit",
+                              "'blocks.0.self_attn.q.weight' (official), 'model.diffusion_model.blocks.0...' "
+                              "(ComfyUI) or 'blocks.0.attn1.to_q.weight' (diffusers)")
     naming, prefix = found
     if config is None:
         config, names = config_from_source(source, naming, prefix, file_config,
