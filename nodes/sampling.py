@@ -49,6 +49,12 @@ class Sampler:
             },
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, shift=None, **_):
+        if shift is not None and shift <= 0:
+            return "'shift' must be above 0 (official 8 for text-to-video, 5 for image-to-video), got %s" % shift
+        return True
+
     def sample(self, model, positive, negative, latent, seed, steps, cfg, shift, solver, sigma_grid, cache=None):
         samples = latent["samples"]
         if samples.dim() != 5 or samples.shape[1] != latent_space.CHANNELS:
@@ -67,8 +73,10 @@ class Sampler:
         if y is not None and cfg_model.in_dim != 16 + y.shape[1]:
             raise NodeError("the model takes %d input channels; image conditioning gives %d"
                             % (cfg_model.in_dim, 16 + y.shape[1]))
-        pos = cond.model_inputs(positive, cfg_model.text_dim, cfg_model.text_len, "positive", y=y, clip=clip)[0]
-        neg = cond.model_inputs(negative, cfg_model.text_dim, cfg_model.text_len, "negative", y=y, clip=clip)[0]
+        pos = cond.model_inputs(positive, cfg_model.text_dim, cfg_model.text_len, "positive", y=y, clip=clip,
+                                count=1)[0]
+        neg = cond.model_inputs(negative, cfg_model.text_dim, cfg_model.text_len, "negative", y=y, clip=clip,
+                                count=1)[0]
         settings = SampleSettings(steps=steps, cfg=cfg, shift=shift, seed=seed, solver=solver, sigma_grid=sigma_grid)
         with dit_session(model, (F, h, w), teacache=cache is not None) as dit:
             z = sample_video(dit, (B, latent_space.CHANNELS, F, h, w), pos.to(dit), neg.to(dit), settings,

@@ -17,6 +17,7 @@ import torch
 
 from ..host import Progress, check_interrupt
 from .df_schedule import DFSchedule, df_schedule
+from .finite import check_finite
 from .noise import NoiseSource
 from .sigmas import Schedule
 from .solvers import make_solver
@@ -100,6 +101,7 @@ def sample_df_chunk(velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tenso
         v = velocity(inp, t)
         for f in torch.nonzero(plan.update_mask[r]).flatten().tolist():
             x[:, :, f] = solvers[f].step(v[:, :, f], x[:, :, f])
+        check_finite(x, r + 1, plan.rows, "denoising row")
         if progress is not None:
             progress.update(1)
     return x[:, :, :frames]

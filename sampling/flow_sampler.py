@@ -6,6 +6,7 @@ from typing import Callable, Optional
 import torch
 
 from ..host import Progress, check_interrupt
+from .finite import check_finite
 from .sigmas import Schedule
 from .solvers import make_solver
 
@@ -21,6 +22,7 @@ def sample_flow(velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], 
         t = schedule.timesteps[i].reshape(1).expand(batch).to(x.device)
         v = velocity(x, t)
         x = s.step(v, x)
+        check_finite(x, i + 1, schedule.steps)
         if callback is not None:
             callback(i, x)
         if progress is not None:

@@ -6,6 +6,7 @@ scale of 1 (or no negative) only the conditional pass runs.  ``cond`` and ``unco
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Optional
 
@@ -41,6 +42,8 @@ class Denoiser:
         self.cond = cond
         self.uncond = uncond
         self.scale = float(scale)
+        if not math.isfinite(self.scale):
+            raise ValueError("the guidance scale (cfg) must be a finite number, got %r" % (scale,))
         self.caches = caches  # (cond cache, uncond cache): step caches such as TeaCache
         self.calls = 0
 

@@ -13,6 +13,7 @@ Two grids are in use:
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import List
 
@@ -41,10 +42,11 @@ def shift_sigmas(b: np.ndarray, shift: float) -> np.ndarray:
 
 
 def flow_schedule(steps: int, shift: float, grid: str = "official") -> Schedule:
-    if steps < 1:
-        raise ValueError("steps must be at least 1, got %d" % steps)
-    if shift <= 0:
-        raise ValueError("shift must be positive, got %g" % shift)
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError("steps must be a whole number of at least 1, got %r" % (steps,))
+    if isinstance(shift, bool) or not isinstance(shift, (int, float, np.floating)) or not math.isfinite(shift) \
+            or shift <= 0:
+        raise ValueError("shift must be a finite number above 0, got %r" % (shift,))
     if grid == "official":
         b = np.linspace(np.float32(0.999), 0.0, steps + 1)[:steps]  # float64, start = float32(0.999)
         s = shift_sigmas(b, shift)
