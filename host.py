@@ -509,11 +509,17 @@ def _output_target(prefix: str, default: str = "SkyReels"):
     """(folder, subfolder, stem) of a ``filename_prefix`` such as ``"videos/run"``."""
     if not isinstance(prefix, str):
         raise PathError("filename_prefix must be text")
+    given = prefix
     prefix = prefix.strip().replace("\\", "/") or default
     sub, _, stem = prefix.rpartition("/")
     stem = stem.strip() or default
     root = output_dir()
-    folder = contained_path(root, sub or ".", "filename_prefix") if sub else contained_path(root, ".", "output folder")
+    try:
+        folder = contained_path(root, sub or ".", "filename_prefix")
+    except PathError as e:
+        how = "leads outside" if "symbolic link" in str(e) else "is outside"
+        raise PathError("the filename_prefix %r %s the output folder (%s); give a name inside it, e.g. "
+                        "'videos/clip'" % (given, how, root)) from None
     sub_rel = os.path.relpath(folder, os.path.abspath(root)).replace(os.sep, "/")
     return folder, ("" if sub_rel == "." else sub_rel), stem
 

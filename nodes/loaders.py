@@ -25,6 +25,17 @@ def _path(kind: str, name: str, override: str) -> str:
         raise NodeError(str(e)) from e
 
 
+def _check_model(kind: str, model, path) -> object:
+    """VALIDATE_INPUTS of a loader: True, or why the model cannot be found (before anything runs)."""
+    if model is None and not path:  # linked: checked when it runs
+        return True
+    try:
+        _path(kind, model or "", path or "")
+    except NodeError as e:
+        return str(e)
+    return True
+
+
 def _compute_dtype(name: str, device: torch.device):
     return default_compute_dtype(device) if name == "auto" else _COMPUTE[name]
 
@@ -77,6 +88,10 @@ class DiTLoader:
                                                    "falls back with a message where unsupported)."}),
             },
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model=None, path=None, **_):
+        return _check_model("diffusion_models", model, path)
 
     def load(self, model, weight_dtype, compute_dtype, attention, vram_budget_gb, path="", variant="auto", compile=False):
         from ..models.wan.dit_loader import load_wan_dit
@@ -132,6 +147,14 @@ class TextEncoderLoader:
             },
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, model=None, path=None, tokenizer_path=None, **_):
+        if (tokenizer_path or "").strip():
+            ok = _check_model("text_encoders", None, tokenizer_path)
+            if ok is not True:
+                return "tokenizer_path: %s" % ok
+        return _check_model("text_encoders", model, path)
+
     def load(self, model, weight_dtype, tokenizer_path="", path=""):
         from ..models.text.umt5_loader import load_umt5
 
@@ -165,6 +188,10 @@ class CLIPVisionLoader:
                                                               "'model' when not empty."}),
             },
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model=None, path=None, **_):
+        return _check_model("clip_vision", model, path)
 
     def load(self, model, path=""):
         from ..models.vision.clip_loader import load_clip_vision
@@ -204,6 +231,10 @@ class VAELoader:
                                                               "'model' when not empty."}),
             },
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model=None, path=None, **_):
+        return _check_model("vae", model, path)
 
     def load(self, model, dtype, tile_size, tile_overlap, path=""):
         from ..models.wan.vae_loader import load_wan_vae

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import time
 from typing import Any, Dict, Optional
 
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
@@ -77,9 +78,21 @@ def check_value(name: str, spec, v) -> Optional[str]:
     return None
 
 
+_SPECS: Dict[type, tuple] = {}
+SPEC_SECONDS = 5.0  # INPUT_TYPES may list model folders: not again for every node of one prompt
+
+
+def _input_types(node_cls) -> dict:
+    now = time.monotonic()
+    hit = _SPECS.get(node_cls)
+    if hit is None or now - hit[0] > SPEC_SECONDS:
+        hit = _SPECS[node_cls] = (now, node_cls.INPUT_TYPES())
+    return hit[1]
+
+
 def check_widget_values(node_cls, values: Dict[str, Any]):
     """True, or every problem of the widget values in ``values`` ("; "-joined)."""
-    types = node_cls.INPUT_TYPES()
+    types = _input_types(node_cls)
     specs = dict(types.get("required", {}))
     specs.update(types.get("optional", {}))
     problems = []
