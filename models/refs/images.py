@@ -40,8 +40,8 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
         raise ValueError("a reference must be an IMAGE [H, W, C] with C in 1, 3, 4; got %s" % list(image.shape))
     out = np.empty(tuple(image.shape), dtype=np.uint8)
     for r in range(0, image.shape[0], _ROWS_PER_CHUNK):
-        band = image[r:r + _ROWS_PER_CHUNK].detach().to("cpu", torch.float32)
-        out[r:r + _ROWS_PER_CHUNK] = (band.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).numpy()
+        band = image[r:r + _ROWS_PER_CHUNK].detach().to("cpu", torch.float32).mul(255.0)
+        out[r:r + _ROWS_PER_CHUNK] = band.round_().clamp_(0.0, 255.0).to(torch.uint8).numpy()
     return out
 
 
