@@ -42,8 +42,9 @@ class Sampler:
                                                   "tooltip": "unipc: the official UniPC (order 2, bh2). euler: plain Euler."}),
                 "sigma_grid": (list(GRID_CHOICES), {
                     "default": "official",
-                    "tooltip": "official: the SkyReels-V2 grid (sigma starts at 0.999, integer timesteps). diffusers: "
-                               "the grid of the diffusers pipelines (SkyReels-A2, V3-R2V were made with it)."}),
+                    "tooltip": "official: the FlowUniPC grid (sigma starts at 0.999, integer timesteps) of SkyReels-V2, "
+                               "also what SkyReels-A2 and V3 R2V ran with (diffusers up to 0.36 built it). diffusers: "
+                               "the grid of newer diffusers (starts at 1)."}),
             },
             "optional": {
                 "cache": (handles.STEP_CACHE, {"tooltip": "TeaCache settings: skip some steps' blocks when they "

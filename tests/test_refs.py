@@ -227,7 +227,8 @@ class _Linear:
 def test_reference_guidance_formula_and_the_official_switch():
     x = torch.randn(1, 16, 2, 2, 2)
     refs = torch.randn(1, 16, 4, 2, 2)
-    c, u = ModelInputs(torch.full((1, 3, 4), 2.0), time_refs=refs), ModelInputs(torch.full((1, 3, 4), 0.5), time_refs=refs)
+    c = ModelInputs(torch.full((1, 3, 4), 2.0), time_refs=refs)
+    u = ModelInputs(torch.full((1, 3, 4), 0.5), time_refs=refs)
     model = _Linear()
 
     def run(x_in, ctx, r):
@@ -361,13 +362,15 @@ def test_shipped_workflows_carry_the_official_defaults():
 
     def api(name):
         nodes = wf.to_api(wf.load(os.path.join(root, name)), NODE_CLASS_MAPPINGS).values()
-        return {n["class_type"]: n["inputs"] for n in nodes}, [n for n in nodes if n["class_type"] == "SkyReelsLoadImage"]
+        loads = [n for n in nodes if n["class_type"] == "SkyReelsLoadImage"]
+        return {n["class_type"]: n["inputs"] for n in nodes}, loads
 
     nodes, loads = api("skyreels_a2_elements.json")
     inj, smp = nodes["SkyReelsA2Elements"], nodes["SkyReelsSampler"]
     assert (inj["width"], inj["height"], inj["num_frames"]) == (832, 480, 81) and len(loads) == 3
     assert all(k in inj for k in a2.ROLES)
-    assert (smp["steps"], smp["cfg"], smp["shift"], smp["solver"], smp["sigma_grid"]) == (50, 5.0, 8.0, "unipc", "official")
+    assert (smp["steps"], smp["cfg"], smp["shift"], smp["solver"]) == (50, 5.0, 8.0, "unipc")
+    assert smp["sigma_grid"] == "official"  # what the diffusers of their day produced
     assert nodes["SkyReelsTextEncode"]["negative_prompt"] == NEGATIVE_PROMPT_V2  # A2's default is the same text
     assert nodes["SkyReelsSkipFrames"]["skip_first_frames"] == 12 and nodes["SkyReelsSaveVideo"]["fps"] == 15.0
     assert nodes["SkyReelsDiTLoader"]["model"] == "SkyReels-A2"

@@ -89,7 +89,8 @@ def test_variants_from_names_and_configs(tmp_path):
     assert variant_from_config({"_class_name": "WanTransformer3DModel"}) is None
     (tmp_path / "pipe" / "transformer").mkdir(parents=True)
     (tmp_path / "pipe" / "model_index.json").write_text(json.dumps({"_class_name": "WanSkyReelsA2WanT2VPipeline"}))
-    assert variant_from_config({"_class_name": "WanTransformer3DModel"}, str(tmp_path / "pipe" / "transformer")) == "r2v"
+    plain = {"_class_name": "WanTransformer3DModel"}
+    assert variant_from_config(plain, str(tmp_path / "pipe" / "transformer")) == "r2v"
     assert variant_from_config(None, str(tmp_path / "pipe")) == "r2v"
 
 

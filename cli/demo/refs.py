@@ -48,7 +48,8 @@ def _dit_files(folder: str, variant: str, seed: int, shards: int) -> None:
             weight_map.update({k: name for k in part})
         with open(os.path.join(sub, "diffusion_pytorch_model.safetensors.index.json"), "w") as f:
             json.dump({"metadata": {"total_size": 0}, "weight_map": weight_map}, f, indent=1)
-    config = {"_class_name": "WanTransformer3DModel", "_diffusers_version": "0.33.0", "patch_size": list(cfg.patch_size),
+    config = {"_class_name": "WanTransformer3DModel", "_diffusers_version": "0.33.0",
+              "patch_size": list(cfg.patch_size),
               "num_attention_heads": cfg.num_heads, "attention_head_dim": cfg.head_dim, "in_channels": cfg.in_dim,
               "out_channels": cfg.out_dim, "text_dim": cfg.text_dim, "freq_dim": cfg.freq_dim, "ffn_dim": cfg.ffn_dim,
               "num_layers": cfg.num_layers, "cross_attn_norm": True, "qk_norm": "rms_norm_across_heads",

@@ -75,7 +75,8 @@ def run_r2v_guidance(case):
     std = torch.tensor(json.loads(case.meta["latents_std"]))
     from skyreels_pack.models.wan import latent_space
 
-    assert torch.equal(mean, torch.tensor(latent_space.LATENTS_MEAN)) and torch.equal(std, torch.tensor(latent_space.LATENTS_STD))
+    assert torch.equal(mean, torch.tensor(latent_space.LATENTS_MEAN))
+    assert torch.equal(std, torch.tensor(latent_space.LATENTS_STD))
     raw = case.inputs["ref_latents_raw"]
     refs = r2v.assemble([latent_space.normalize(raw[i:i + 1]) for i in range(raw.shape[0])])
     sched = flow_schedule(p["num_inference_steps"], p["flow_shift"], "official")
