@@ -72,10 +72,10 @@ class A2Elements:
                 "seed": seed_input(_SEED_TIP),
             },
             "optional": {
-                "subject": ("IMAGE", {"tooltip": "The main (human) subject; padded with white to the video's "
-                                                 "aspect."}),
-                "object": ("IMAGE", {"tooltip": "A second (non-human) subject or object; padded with white."}),
-                "background": ("IMAGE", {"tooltip": "The scene; centre-cropped to the video's aspect."}),
+                "subject_image": ("IMAGE", {"tooltip": "The main (human) subject; padded with white to the video's "
+                                                       "aspect."}),
+                "object_image": ("IMAGE", {"tooltip": "A second (non-human) subject or object; padded with white."}),
+                "background_image": ("IMAGE", {"tooltip": "The scene; centre-cropped to the video's aspect."}),
             },
         }
 
@@ -84,12 +84,12 @@ class A2Elements:
         return check_size(width, height, num_frames)
 
     def encode(self, positive, negative, vae, clip_vision, width, height, num_frames, seed,
-               subject=None, object=None, background=None):
+               subject_image=None, object_image=None, background_image=None):
         refs, roles = [], []
-        for role, image in zip(a2.ROLES, (subject, object, background)):
+        for role, image in zip(a2.ROLES, (subject_image, object_image, background_image)):
             frames = _frames(image, role)
             if len(frames) > 1:
-                raise NodeError("%s takes one image, got %d; use one image per element" % (role, len(frames)))
+                raise NodeError("%s_image takes one image, got %d; use one image per element" % (role, len(frames)))
             refs += frames
             roles += [role] * len(frames)
         if not refs:

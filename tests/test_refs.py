@@ -93,7 +93,8 @@ def test_vae_posterior_mean_is_the_encode_and_the_sample_adds_scaled_noise(vae):
 
 
 def test_a2_three_elements_give_the_official_layout_and_sample(vae, clip):
-    refs = {"subject": _image(40, 24, 1), "object": _image(30, 50, 2), "background": _image(36, 36, 3)}
+    refs = {"subject_image": _image(40, 24, 1), "object_image": _image(30, 50, 2),
+            "background_image": _image(36, 36, 3)}
     pos, neg, latent = A2Elements().encode(_text(1), _text(2), vae, clip, 32, 32, 13, 5, **refs)
     d = pos[0][1]
     raw, mask = d["concat_latent_image"], d["concat_mask"]
@@ -103,7 +104,7 @@ def test_a2_three_elements_give_the_official_layout_and_sample(vae, clip):
     assert tokens.shape == (1, 3 * 5, 32)
     assert neg[0][1]["concat_latent_image"] is raw  # official: the negative keeps the references
     # the engine gives the same, and the sampler rebuilds the official condition from the core keys
-    arrs = [images.to_uint8(refs[r]) for r in a2.ROLES]
+    arrs = [images.to_uint8(refs[r + "_image"]) for r in a2.ROLES]
     c = encode.a2_condition(vae.vae, arrs, list(a2.ROLES), 32, 32, 13, seed=5)
     assert torch.equal(raw, c.posterior.sample)
     assert torch.equal(tokens, encode.a2_clip_tokens(clip.encoder, arrs))
@@ -120,7 +121,7 @@ def test_a2_three_elements_give_the_official_layout_and_sample(vae, clip):
 
 def test_a2_one_element_is_the_image_to_video_layout(vae, clip):
     bg = _image(20, 60, 4)
-    pos, neg, latent = A2Elements().encode(_text(1), _text(2), vae, clip, 32, 32, 9, 0, background=bg)
+    pos, neg, latent = A2Elements().encode(_text(1), _text(2), vae, clip, 32, 32, 9, 0, background_image=bg)
     d = pos[0][1]
     assert torch.equal(d["concat_mask"][0, 0, :, 0, 0], torch.tensor([0.0, 1.0, 1.0]))
     assert d["clip_vision_output"].penultimate_hidden_states.shape[1] == 5
@@ -138,7 +139,8 @@ def test_a2_elements_keep_their_roles_when_some_are_missing(vae, clip):
     assert torch.equal(c.vae_images[0], images.to_pm1(images.pad_resize(arrs[0], 32, 48)))
     assert torch.equal(c.vae_images[1], images.to_pm1(images.crop_resize(arrs[1], 32, 48)))
     assert not torch.equal(c.vae_images[1], images.to_pm1(images.pad_resize(arrs[1], 32, 48)))
-    pos, _, _ = A2Elements().encode(_text(), _text(), vae, clip, 48, 32, 5, 0, subject=subject, background=background)
+    pos, _, _ = A2Elements().encode(_text(), _text(), vae, clip, 48, 32, 5, 0, subject_image=subject,
+                                    background_image=background)
     assert torch.equal(pos[0][1]["concat_latent_image"], c.posterior.sample)
 
 
@@ -147,11 +149,11 @@ def test_a2_errors_are_explained(vae, clip):
     with pytest.raises(NodeError, match="at least one element"):
         node.encode(_text(), _text(), vae, clip, 32, 32, 9, 0)
     with pytest.raises(NodeError, match="one image"):
-        node.encode(_text(), _text(), vae, clip, 32, 32, 9, 0, subject=torch.rand(2, 8, 8, 3))
-    three = {r: _image(8, 8, i) for i, r in enumerate(a2.ROLES)}
+        node.encode(_text(), _text(), vae, clip, 32, 32, 9, 0, subject_image=torch.rand(2, 8, 8, 3))
+    three = {r + "_image": _image(8, 8, i) for i, r in enumerate(a2.ROLES)}
     with pytest.raises(NodeError, match="at least 9 frames"):
         node.encode(_text(), _text(), vae, clip, 32, 32, 5, 0, **three)
-    pos, neg, latent = node.encode(_text(), _text(), vae, clip, 32, 32, 9, 0, subject=_image(8, 8, 1))
+    pos, neg, latent = node.encode(_text(), _text(), vae, clip, 32, 32, 9, 0, subject_image=_image(8, 8, 1))
     with pytest.raises(NodeError, match="not a reference-to-video model|image-to-video"):
         _sample(_dit("r2v"), pos, neg, latent)
 
@@ -272,7 +274,7 @@ def test_large_references_are_resized_before_anything_is_encoded(vae, clip):
     vae.vae.encode_posterior = record
     try:
         V3References().encode(_text(), _text(), vae, big, "custom", 64, 48, 5, 1.0, 0)
-        A2Elements().encode(_text(), _text(), vae, clip, 32, 32, 1, 0, background=big)
+        A2Elements().encode(_text(), _text(), vae, clip, 32, 32, 1, 0, background_image=big)
     finally:
         del vae.vae.encode_posterior
     assert shapes == [(1, 3, 1, 48, 64), (1, 3, 1, 32, 32)]
@@ -368,7 +370,7 @@ def test_shipped_workflows_carry_the_official_defaults():
     nodes, loads = api("skyreels_a2_elements.json")
     inj, smp = nodes["SkyReelsA2Elements"], nodes["SkyReelsSampler"]
     assert (inj["width"], inj["height"], inj["num_frames"]) == (832, 480, 81) and len(loads) == 3
-    assert all(k in inj for k in a2.ROLES)
+    assert all(k + "_image" in inj for k in a2.ROLES)
     assert (smp["steps"], smp["cfg"], smp["shift"], smp["solver"]) == (50, 5.0, 8.0, "unipc")
     assert smp["sigma_grid"] == "official"  # what the diffusers of their day produced
     assert nodes["SkyReelsTextEncode"]["negative_prompt"] == NEGATIVE_PROMPT_V2  # A2's default is the same text

@@ -66,7 +66,7 @@ def a2_elements() -> list:
         Node(11, "SkyReelsA2Elements", (420, 420),
              {"width": a2.WIDTH, "height": a2.HEIGHT, "num_frames": a2.FRAMES, "seed": 42},
              {"positive": (10, 0), "negative": (10, 1), "vae": (3, 0), "clip_vision": (4, 0),
-              "subject": (5, 0), "object": (6, 0), "background": (7, 0)}),
+              "subject_image": (5, 0), "object_image": (6, 0), "background_image": (7, 0)}),
         Node(12, "SkyReelsSampler", (800, 40), {"steps": a2.STEPS, "cfg": a2.CFG, "shift": a2.SHIFT, "seed": 42},
              {"model": (1, 0), "positive": (11, 0), "negative": (11, 1), "latent": (11, 2)}),
         Node(13, "SkyReelsVAEDecode", (1180, 40), {}, {"vae": (3, 0), "latent": (12, 0)}),
