@@ -156,10 +156,6 @@ def _linked(v) -> bool:
 
 
 def cmd_run(args) -> int:
-    from ..nodes.registry import NODE_CLASS_MAPPINGS
-    from . import workflow as wf
-    from .executor import ExecutionError, execute
-
     host.set_quiet(args.quiet)
     models = args.models
     if not models:
@@ -179,6 +175,18 @@ def cmd_run(args) -> int:
     if os.path.exists(args.output) and not os.path.isdir(args.output):
         print("error: --output %s is a file, not a folder" % args.output, file=sys.stderr)
         return 2
+    saved = (host._model_roots, host._output_dir, host._input_dirs)  # restored after the run (library, tests)
+    try:
+        return _run(args, models)
+    finally:
+        host._model_roots, host._output_dir, host._input_dirs = saved
+
+
+def _run(args, models) -> int:
+    from ..nodes.registry import NODE_CLASS_MAPPINGS
+    from . import workflow as wf
+    from .executor import ExecutionError, execute
+
     host.set_model_roots(models)
     host.set_output_dir(args.output)
     # Inputs are read from these folders only: the ones given, the workflow's inputs/ folder and
