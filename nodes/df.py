@@ -232,9 +232,12 @@ def _plan(width, height, num_frames, seed, steps, cfg, shift, ar_step, causal_bl
         raise NodeError(str(e)) from e
     chunk_dir = (opt.chunk_folder or "").strip()
     if chunk_dir:
+        from ..sampling.chunk_store import ChunkFolder
+
         try:
             host.check_output_dir(chunk_dir, "chunk_folder")
-        except host.PathError as e:
+            ChunkFolder.check_usable(host.resolve_output_dir(chunk_dir, create=False, what="chunk_folder"))
+        except ValueError as e:
             raise NodeError(str(e)) from e
     return plan, settings, chunk_dir
 

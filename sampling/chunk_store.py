@@ -96,20 +96,28 @@ class ChunkFolder(ChunkSink):
     ``run.json`` has the same signature); another run's chunks, or chunk files without a
     ``run.json``, are refused, never overwritten."""
 
+    @staticmethod
+    def check_usable(folder: str) -> None:
+        """Raise ValueError for a folder no run may use: a file in its place, or chunk files
+        without a ``run.json`` (nodes call it before any model loads)."""
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise ValueError("the chunk folder %s is a file, not a folder" % folder)
+        if not os.path.isdir(folder) or os.path.exists(os.path.join(folder, "run.json")):
+            return
+        strays = sorted(f for f in os.listdir(folder) if CHUNK_FILE.match(f))
+        if strays:
+            raise ValueError(
+                "the chunk folder %s holds chunk files (%s%s) but no run.json, so it cannot tell whose they are; "
+                "choose an empty folder, or delete them to start again"
+                % (folder, strays[0], ", ..." if len(strays) > 1 else ""))
+
     def __init__(self, folder: str, signature: str, description: Optional[Dict] = None):
         self.folder = folder
         self.signature = signature
-        if os.path.exists(folder) and not os.path.isdir(folder):
-            raise ValueError("the chunk folder %s is a file, not a folder" % folder)
+        self.check_usable(folder)
         os.makedirs(folder, exist_ok=True)
         manifest = os.path.join(folder, "run.json")
         if not os.path.exists(manifest):
-            strays = sorted(f for f in os.listdir(folder) if CHUNK_FILE.match(f))
-            if strays:
-                raise ValueError(
-                    "the chunk folder %s holds chunk files (%s%s) but no run.json, so it cannot tell whose they are; "
-                    "choose an empty folder, or delete them to start again"
-                    % (folder, strays[0], ", ..." if len(strays) > 1 else ""))
             try:  # exclusively: two runs starting together in one folder do not both claim it
                 fd = os.open(manifest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:

@@ -263,3 +263,23 @@ def test_only_the_prompts_the_chunks_use_are_encoded(monkeypatch, parts, chunks,
     assert len(used) == min(parts, chunks)
     assert [t for t in enc.texts if t != "neg"] == ["part %d" % i for i in range(encoded)]
     assert (parts > chunks) == any("are not used" in m for m in logged)
+
+
+def test_a_chunk_folder_of_another_run_stops_a_run_before_any_model_loads(demo_models, folders, monkeypatch,
+                                                                          capsys):
+    from skyreels_pack.cli.main import main
+
+    chunks = folders["output"] / "chunks"
+    chunks.mkdir()
+    (chunks / "chunk_0000.safetensors").write_bytes(b"another run's chunk")
+    loaded = []
+    for loader in ("SkyReelsDiTLoader", "SkyReelsTextEncoderLoader", "SkyReelsVAELoader"):
+        monkeypatch.setattr(N[loader], "load", lambda self, *a, _n=loader, **k: loaded.append(_n))
+    wf = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "workflows",
+                      "skyreels_v2_df_10s_sync.json")
+    sets = ["chunk_folder=chunks", "num_frames=41", "base_num_frames=17", "overlap_history=5", "width=32",
+            "height=32", "steps=1"]
+    rc = main(["run", wf, "--models", demo_models, "--output", str(folders["output"]), "--quiet"]
+              + [a for s in sets for a in ("--set", s)])
+    assert rc == 1 and "no run.json" in capsys.readouterr().err and loaded == []
+    assert (chunks / "chunk_0000.safetensors").read_bytes() == b"another run's chunk"
