@@ -59,9 +59,18 @@ def test_every_image_mode_loads_as_rgb(tmp_path, mode):
     assert image.shape == (1, 8, 8, 3) and mask.shape == (1, 8, 8) and torch.isfinite(image).all()
 
 
+def _png_chunk(kind, data):
+    import zlib
+
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 def test_decompression_bombs_are_refused(tmp_path):
-    p = tmp_path / "bomb.png"
-    Image.new("1", (20000, 20000)).save(p)  # 400 MP, a few kilobytes on disk
+    import zlib
+
+    p = tmp_path / "bomb.png"  # a header claiming 900 megapixels, a few bytes of data
+    p.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 30000, 30000, 8, 2, 0, 0, 0))
+                  + _png_chunk(b"IDAT", zlib.compress(b"")) + _png_chunk(b"IEND", b""))
     with pytest.raises(Exception, match="(?i)decompression|exceeds"):
         load_image(str(p))
 
