@@ -26,8 +26,9 @@ def _compute_dtype(name: str, device: torch.device):
 
 
 class DiTLoader:
-    DESCRIPTION = ("Loads a SkyReels-V2 / Wan2.1 diffusion transformer (T2V, I2V or DF, 1.3B or 14B) from any "
-                   "common format: official folders, diffusers folders, ComfyUI single files, fp8 and scaled fp8.")
+    DESCRIPTION = ("Loads a SkyReels-V2 / Wan2.1 diffusion transformer (T2V, I2V or DF, 1.3B or 14B) or a SkyReels-V3 "
+                   "video-extension transformer from any common format: official folders, diffusers folders, ComfyUI "
+                   "single files, fp8 and scaled fp8.")
     CATEGORY = LOADERS
     RETURN_TYPES = (handles.DIT,)
     RETURN_NAMES = ("model",)
@@ -63,10 +64,13 @@ class DiTLoader:
             "optional": {
                 "path": ("STRING", {"default": "", "tooltip": "A full path to a file or folder anywhere; "
                                                               "overrides 'model' when not empty."}),
-                "variant": (["auto", "t2v", "i2v", "df"], {
+                "variant": (["auto", "t2v", "i2v", "df", "v3_extend", "v3_shot"], {
                     "default": "auto",
-                    "tooltip": "What the checkpoint is for, when its keys cannot tell (DF-14B looks like T2V-14B). "
-                               "auto reads 'DF' / 'I2V' / 'T2V' in the file name."}),
+                    "tooltip": "What the checkpoint is for, when its keys cannot tell (DF-14B and the V3 extension "
+                               "models look like T2V-14B). auto reads 'DF' / 'I2V' / 'T2V' in the file name, and "
+                               "SkyReels-V3-V2V-14B/transformer (single-shot extension, v3_extend) or "
+                               "/shot_transformer (shot switching, v3_shot). With the whole V3-V2V folder chosen, "
+                               "v3_shot loads its shot_transformer."}),
                 "compile": ("BOOLEAN", {"default": False,
                                         "tooltip": "torch.compile the blocks (faster after a slow first step; "
                                                    "falls back with a message where unsupported)."}),

@@ -83,8 +83,8 @@ def prepare_input(video: torch.Tensor, n: int, resolution="720P", size: Tuple[in
 
 
 def _resize(frames: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    frames = quantize(frames)
+    """Nearest resize, then 8 bits (the same as the other way round: nearest only picks pixels)."""
     if frames.shape[0] == 0:
-        return frames.new_zeros((0, height, width, 3))
-    return resize_frames(frames, width, height, "nearest-legacy")
+        return frames.new_zeros((0, height, width, 3), dtype=torch.float32)
+    return quantize(resize_frames(frames, width, height, "nearest-legacy"))
 

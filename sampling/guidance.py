@@ -7,7 +7,7 @@ scale of 1 (or no negative) only the conditional pass runs.  ``cond`` and ``unco
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 
@@ -20,6 +20,8 @@ class ModelInputs:
     clip_fea: Optional[torch.Tensor] = None  # [B, N, image_dim]
     y: Optional[torch.Tensor] = None         # [B, 20, F, h, w]
     fps: Optional[int] = None                # fps index for DF-1.3B
+    segments: Sequence = ()                  # models.wan.dit.LatentSegment s beside x (V3 extension)
+    rope_frame_offset: int = 0               # temporal RoPE position of x's first frame
 
     def with_context(self, context: torch.Tensor) -> "ModelInputs":
         return replace(self, context=context)
@@ -31,7 +33,9 @@ class ModelInputs:
         """The tensors on the model's device (the model casts them to its compute dtype)."""
         dev = model.device
         move = lambda t: None if t is None else t.to(dev)  # noqa: E731
-        return replace(self, context=move(self.context), clip_fea=move(self.clip_fea), y=move(self.y))
+        segments = tuple(replace(s, latents=move(s.latents)) for s in self.segments)
+        return replace(self, context=move(self.context), clip_fea=move(self.clip_fea), y=move(self.y),
+                       segments=segments)
 
 
 class Denoiser:
@@ -53,7 +57,12 @@ class Denoiser:
         y = inputs.y
         if y is not None and y.shape[2] != x.shape[2]:
             raise ValueError("the conditioning has %d latent frames, the latent %d" % (y.shape[2], x.shape[2]))
-        return self.model(x, t, inputs.context, clip_fea=inputs.clip_fea, y=y, fps=inputs.fps, cache=cache)
+        extra = {}
+        if inputs.segments:
+            extra["segments"] = inputs.segments
+        if inputs.rope_frame_offset:
+            extra["rope_frame_offset"] = inputs.rope_frame_offset
+        return self.model(x, t, inputs.context, clip_fea=inputs.clip_fea, y=y, fps=inputs.fps, cache=cache, **extra)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         v_c = self._run(x, t, self.cond, self.caches[0])

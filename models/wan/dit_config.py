@@ -10,6 +10,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
+# What a checkpoint is for (the keys of DF-14B and the V3 extension models equal T2V-14B's):
+# SkyReels-V2 text/image-to-video and diffusion forcing; SkyReels-V3 single-shot extension
+# (``transformer/``) and shot switching (``shot_transformer/``).
+VARIANTS = ("t2v", "i2v", "df", "v3_extend", "v3_shot")
+
 
 @dataclass
 class WanDiTConfig:
@@ -34,8 +39,8 @@ class WanDiTConfig:
     inject_sample_info: bool = False
     # Length of each RoPE table (1024 in V2; V3 shot switching needs 2048).
     rope_max_len: int = 1024
-    # What the checkpoint is for: "t2v", "i2v" or "df".  DF-14B has T2V-shaped keys, so this
-    # comes from the file name or the user when the keys cannot tell.
+    # What the checkpoint is for (one of VARIANTS).  DF-14B and the V3 extension models have
+    # T2V-shaped keys, so this comes from the file name or the user when the keys cannot tell.
     variant: str = "t2v"
 
     @property
@@ -60,8 +65,8 @@ class WanDiTConfig:
             raise ValueError("dim %d is not divisible by num_heads %d" % (self.dim, self.num_heads))
         if self.head_dim % 2:
             raise ValueError("head_dim %d must be even for RoPE" % self.head_dim)
-        if self.variant not in ("t2v", "i2v", "df"):
-            raise ValueError("variant must be t2v, i2v or df, not %r" % self.variant)
+        if self.variant not in VARIANTS:
+            raise ValueError("variant must be one of %s, not %r" % (", ".join(VARIANTS), self.variant))
 
     # ------------------------------------------------------------------ conversions
 

@@ -31,8 +31,17 @@ def fp8_eligible(key: str) -> bool:
 
 
 def variant_from_name(path: str) -> Optional[str]:
-    """SkyReels file-naming conventions: "DF" / "I2V" / "T2V" in the file or folder name."""
-    name = os.path.basename(os.path.normpath(path)).upper()
+    """SkyReels naming conventions: "DF" / "I2V" / "T2V" in the file or folder name; the V3
+    video-extension repo's ``shot_transformer`` / ``transformer`` subfolders (or "V2V" /
+    "extension" / "shot" in a V3 name)."""
+    parts = os.path.normpath(path).replace("\\", "/").upper().split("/")
+    name = parts[-1]
+    parent = parts[-2] if len(parts) > 1 else ""
+    v3 = re.compile(r"V3.*(V2V|EXTEN)")
+    if "SHOT_TRANSFORMER" in name or (v3.search(name) and "SHOT" in name):
+        return "v3_shot"
+    if v3.search(name) or (name == "TRANSFORMER" and v3.search(parent)):
+        return "v3_extend"
     if re.search(r"(^|[^A-Z])DF([^A-Z]|$)|DIFFUSION.?FORCING", name):
         return "df"
     if "I2V" in name or "FLF2V" in name:
@@ -40,6 +49,20 @@ def variant_from_name(path: str) -> Optional[str]:
     if "T2V" in name:
         return "t2v"
     return None
+
+
+V3_EXTENSION_SUBFOLDERS = {"v3_extend": "transformer", "v3_shot": "shot_transformer"}
+
+
+def v3_extension_folder(path: str, variant: Optional[str]) -> str:
+    """The subfolder of the SkyReels-V3 video-extension repo (``transformer/`` and
+    ``shot_transformer/`` side by side) that holds ``variant``'s weights; ``path`` itself
+    otherwise."""
+    if not isinstance(path, str) or not os.path.isdir(path):
+        return path
+    if os.path.isdir(os.path.join(path, "shot_transformer")) and variant in V3_EXTENSION_SUBFOLDERS:
+        return os.path.join(path, V3_EXTENSION_SUBFOLDERS[variant])
+    return path
 
 
 def detect(source: TensorSource) -> Optional[Tuple[str, str]]:
@@ -94,14 +117,16 @@ def load_wan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, wei
         compute_dtype: dtype of the matrix products; default float32 on CPU, bf16 elsewhere.
         device: where the weights are placed.
         config: skip detection and use this configuration (names are still detected).
-        variant: "t2v", "i2v" or "df" when the keys cannot tell (DF-14B looks like T2V-14B).
+        variant: "t2v", "i2v", "df", "v3_extend" or "v3_shot" when the keys cannot tell (DF-14B
+            and the V3 extension models look like T2V-14B).  Given the V3 video-extension repo
+            folder, "v3_shot" loads its ``shot_transformer/`` and "v3_extend" its ``transformer/``.
         attention: attention backend ("sdpa", "flash_attn", "sageattn", "auto"), checked for
             ``compute_device`` (default: ``device``), where the model will run.
     """
     device = torch.device(device)
     if compute_dtype is None:
         compute_dtype = default_compute_dtype(device)
-    source, file_config, where = open_weights(path, "dit")
+    source, file_config, where = open_weights(v3_extension_folder(path, variant), "dit")
     found = detect(source)
     if found is None:
         raise CheckpointError(
