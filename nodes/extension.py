@@ -24,7 +24,8 @@ _EXPECTED = {SINGLE_SHOT: ("v3_extend", "transformer/"), SHOT_SWITCH: ("v3_shot"
 def _common_inputs(model_tip: str, duration) -> dict:
     return {
         "model": (handles.DIT, {"tooltip": model_tip}),
-        "vae": (handles.VAE, {"tooltip": "The Wan2.1 VAE (encodes the last frames of the video, decodes the new ones)."}),
+        "vae": (handles.VAE, {"tooltip": "The Wan2.1 VAE (encodes the last frames of the video, decodes the new "
+                                         "ones)."}),
         "positive": ("CONDITIONING", {"tooltip": "What happens next."}),
         "video": ("IMAGE", {"tooltip": "The video to continue (any size; it is resized to the working size)."}),
         "duration": duration,
@@ -91,6 +92,9 @@ class _V3Extension:
         host.log("%s at %dx%d" % (plan.describe(), inp.width, inp.height))
         prompts = cond.model_inputs(positive, config.text_dim, config.text_len, "positive")
         neg = cond.model_inputs(negative, config.text_dim, config.text_len, "negative")[0] if negative else None
+        if settings.guidance > 1 and neg is None:
+            host.log("cfg %g needs a negative prompt (connect one; official: an empty prompt); running one pass"
+                     % settings.guidance)
         folder = (chunk_folder or "").strip()
         if folder and not os.path.isabs(folder):
             folder = os.path.join(host.output_dir(), folder)

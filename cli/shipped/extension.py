@@ -76,7 +76,7 @@ def extend() -> list:
              {"model": (1, 0), "vae": (3, 0), "positive": (10, 0), "video": (5, 0)}, title="Extend 10 s"),
         Node(13, "SkyReelsSaveVideo", (1180, 40), {"fps": 24.0, "filename_prefix": "SkyReels/v3_extend"},
              {"images": (12, 1)}),
-        Note(90, (1180, 300), _note(["v3_extend"], (
+        Note(90, (1540, 40), _note(["v3_extend"], (
             "SkyReels-V3 single-shot extension: the clip goes on as one continuous shot for 10 s (two pieces of "
             "5 s, 264 new frames at 24 fps), each piece continuing from the last 25 frames made. Official defaults: "
             "720P bucket of the clip's aspect, 8 steps, shift 8, guidance 1, empty negative prompt. The saved "
@@ -93,7 +93,7 @@ def shot_switch() -> list:
              {"model": (1, 0), "vae": (3, 0), "positive": (10, 0), "video": (5, 0)}, title="Cut to a close-up, 5 s"),
         Node(13, "SkyReelsSaveVideo", (1180, 40), {"fps": 24.0, "filename_prefix": "SkyReels/v3_shot_switch"},
              {"images": (12, 1)}),
-        Note(90, (1180, 300), _note(["v3_shot"], (
+        Note(90, (1540, 40), _note(["v3_shot"], (
             "SkyReels-V3 shot switching: the clip cuts to a new shot of the same scene, 5 s (121 frames). The cut "
             "tag in front of the prompt says which cut: [ZOOM_IN_CUT] cut-in, [ZOOM_OUT_CUT] cut-out, "
             "[SHOT_REVERSE_SHOT], [MULTI_ANGLE], [CUT_AWAY]. The model sees the last 33 frames of the clip (9 / 17 / "
@@ -116,7 +116,7 @@ def extend_cut_extend() -> list:
              {"model": (1, 0), "vae": (3, 0), "positive": (14, 0), "video": (15, 1)}, title="Extend the new shot 5 s"),
         Node(17, "SkyReelsSaveVideo", (1180, 40), {"fps": 24.0, "filename_prefix": "SkyReels/v3_extend_cut_extend"},
              {"images": (16, 1)}),
-        Note(90, (1180, 300), _note(["v3_extend", "v3_shot"], (
+        Note(90, (1540, 40), _note(["v3_extend", "v3_shot"], (
             "A short sequence from one clip: the shot goes on for 5 s (132 frames), cuts to a close-up (5 s, 121 "
             "frames), and the close-up goes on for 5 s (132 frames). Each step takes the whole video so far and "
             "returns it with its new frames. The two 14B transformers take turns on the GPU: each is released "
