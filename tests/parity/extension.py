@@ -85,7 +85,8 @@ def run_ext_plan(case):
             assert piece.rest == want["rest_frames"], where
             assert piece.padding_after == want["padding_budget_after"], where
             assert piece.model_frames == want["model_input_latent_frames"], where
-            assert _runs(piece.timestep_layout(c["scheduler_timesteps"][0])) == want["timestep_layout_first_step"], where
+            layout = _runs(piece.timestep_layout(c["scheduler_timesteps"][0]))
+            assert layout == want["timestep_layout_first_step"], where
             assert piece.decoded_frames == want["decoded_frames"], where
             assert piece.dropped_frames == want["dropped_frames"], where
             assert piece.kept_frames == want["kept_frames"], where
