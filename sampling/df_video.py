@@ -24,13 +24,14 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..host import Progress, check_interrupt, log
-from .chunk_store import ChunkFolder, ChunkSink, FinishedChunk, Tee, module_fingerprint, run_signature, tensor_digest
+from ..host import check_interrupt, log
+from .chunk_store import ChunkSink, FinishedChunk, module_fingerprint, tensor_digest
 from .df_chunk import DFChunkSettings, sample_df_chunk
 from .df_plan import DFVideoPlan, plan_df_video
 from .finite import NonFiniteError
 from .guidance import Denoiser, ModelInputs
 from .noise import NoiseSource, chunk_seed
+from .resumable import PieceRun
 from .sigmas import flow_schedule
 from .video_codec import VideoCodec
 
@@ -161,14 +162,7 @@ def generate_df_video(model, codec: VideoCodec, settings: DFVideoSettings, cond:
     h, w = s.height // 8, s.width // 8
     model.causal_block_size = s.causal_block_size if s.causal_attention else None
 
-    store = None
-    if chunk_dir:
-        store = ChunkFolder(chunk_dir, run_signature(_signature(s, cond, model, codec, identity)), asdict(s))
-    done = store.finished()[:len(plan.chunks)] if store is not None else []
-    out = Tee(sink, store)
-
     total_rows = plan.total_rows(s.steps, s.ar_step, s.causal_block_size)
-    progress = Progress(total_rows, "diffusion forcing")
     start_latent = codec.encode(cond.start_image) if cond.start_image is not None and not extension else None
     end_latent = codec.encode(cond.end_image) if cond.end_image is not None else None
     reference = None  # colour reference: the first chunk's frames
@@ -180,18 +174,18 @@ def generate_df_video(model, codec: VideoCodec, settings: DFVideoSettings, cond:
     # of an uninterrupted run.
     stream = codec.stream() if s.history == "latent" else None
     fed: List[torch.Tensor] = []  # what the stream has been fed, for a resume
-    try:
+    signature = _signature(s, cond, model, codec, identity)
+    with PieceRun(sink, chunk_dir, signature, asdict(s), total_rows, "diffusion forcing") as run:
+        progress = run.progress
         for chunk in plan.chunks:
-            check_interrupt()
-            if chunk.index < len(done):
-                fin = done[chunk.index]
-                sink.add(fin)
+            fin = run.saved(chunk.index)
+            if fin is not None:
+                run.replay(fin, chunk.rows(s.steps, s.ar_step, s.causal_block_size))
                 history = fin.history
                 reference = fin.frames if reference is None else reference
                 latents_out.append(_new_latents(fin.latents, chunk, plan))
                 fed.append(fin.latents if chunk.index == 0 else fin.latents[:, :, plan.overlap_latents:])
                 made += fin.frames.shape[0]
-                progress.update(chunk.rows(s.steps, s.ar_step, s.causal_block_size))
                 continue
             if fed and stream is not None:
                 stream.warm(torch.cat(fed, dim=2))
@@ -220,14 +214,11 @@ def generate_df_video(model, codec: VideoCodec, settings: DFVideoSettings, cond:
                 new = color_match(new, reference, s.color_match, s.color_match_strength)
             history = _next_history(s, plan, z, history, new)
             fin = FinishedChunk(chunk.index, new, z.cpu(), history)
-            out.add(fin)
+            run.finish(fin)
             latents_out.append(_new_latents(fin.latents, chunk, plan))
             made += new.shape[0]
             del z, x
-    finally:
-        progress.close()
-        out.close()
-    return DFVideoResult(plan=plan, frames_made=made, resumed_chunks=min(len(done), len(plan.chunks)),
+    return DFVideoResult(plan=plan, frames_made=made, resumed_chunks=run.replayed,
                          latents=torch.cat(latents_out, dim=2) if latents_out else None)
 
 

@@ -231,3 +231,11 @@ def test_symlink_loops_in_a_model_folder_do_not_hang_the_listing(folders):
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
     assert "a/model.safetensors" in names and len(names) < 50
+
+
+@pytest.mark.parametrize("node", ["SkyReelsV3ExtendVideo", "SkyReelsV3ShotSwitch"])
+def test_extension_chunk_folder_outside_the_output_folder_is_refused(folders, node):
+    if node not in N:
+        pytest.skip("%s is not registered" % node)
+    msg = N[node].VALIDATE_INPUTS(width=0, height=0, chunk_folder="../../x")
+    assert msg is not True and re.search(OUT, msg)
