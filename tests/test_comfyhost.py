@@ -29,9 +29,13 @@ def _small(name, tmp_path):
     count = 0
     for item in SMOKE_COMMON + extra:
         k, v = item.split("=", 1)
-        node, _, name = k.rpartition(".")  # NODE.INPUT: only nodes of that type or title
+        node, _, widget = k.rpartition(".")  # NODE.INPUT: only nodes of that type or title
         nodes = [n for n in data["nodes"] if not node or node in (n.get("type"), n.get("title"))]
-        count += wf.set_ui_widgets({"nodes": nodes}, NODE_CLASS_MAPPINGS, {name: json.loads(v)})
+        try:
+            value = json.loads(v)
+        except ValueError:  # plain text, as the headless --set takes it
+            value = v
+        count += wf.set_ui_widgets({"nodes": nodes}, NODE_CLASS_MAPPINGS, {widget: value})
     assert count >= 3
     p = tmp_path / name
     p.write_text(json.dumps(data))
