@@ -21,7 +21,7 @@ doubled, the 48th dropped).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import List, Tuple
 
 WINDOW_FRAMES = 49
 OVERLAP_FRAMES = 8

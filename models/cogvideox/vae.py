@@ -24,7 +24,7 @@ And the calls around it, which decide the numbers as much as the network does:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
