@@ -6,6 +6,8 @@
 * A budget in GB: :func:`memory.budget.plan_residency` decides which DiT blocks stay on the
   device; the others are streamed by a :class:`memory.block_streamer.BlockStreamer`
   installed as ``model.block_hooks``.
+* Either way, merged LoRAs (``model.weight_patches``, see :mod:`memory.streamable`) go into
+  the compute copies only; the host tensors stay unmerged.
 
 :func:`release` undoes either: device copies are dropped, the model is back on the offload
 device, the allocator cache is emptied and freed host memory goes back to the system.  The
@@ -85,11 +87,16 @@ def prepare_for_sampling(model: nn.Module, device, vram_budget_gb: Optional[floa
     shape = tuple(latent_shape) if latent_shape is not None else None
     compute_dtype = getattr(model, "compute_dtype", torch.bfloat16)
 
+    patches = getattr(model, "weight_patches", None)
     if budget == 0 or (device.type == "cpu" and transfer is None):
         if budget and device.type == "cpu":
             host.log("a VRAM budget applies to GPUs; on the CPU the whole model stays in system RAM")
         need = activations_of(model, shape or DEFAULT_LATENT, batch, compute_dtype, teacache)
+        if patches is not None:
+            patches.stash(model)    # the host tensors stay as they are; the merge goes into the copies
         host.load_model(model, device, memory_required=need)
+        if patches is not None:
+            patches.install(model)
         return None
 
     if blocks_of(model) is None:
@@ -125,6 +132,9 @@ def release(model: nn.Module) -> None:
     streamer = _streamer(model)
     if streamer is not None:
         streamer.detach()
+    patches = getattr(model, "weight_patches", None)
+    if patches is not None:
+        patches.restore(model)  # the unmerged host tensors back in place: nothing merged is copied back
     host.unload_model(model)
     host.empty_cache()
     trim_host_memory()

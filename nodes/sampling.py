@@ -37,11 +37,15 @@ class Sampler:
                 "shift": ("FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1,
                                     "tooltip": "Sigma shift: 8 for text-to-video, 5 for image-to-video (official)."}),
                 "solver": (list(SOLVER_CHOICES), {"default": "unipc",
-                                                  "tooltip": "unipc: the official UniPC (order 2, bh2). euler: plain Euler."}),
+                                                  "tooltip": "unipc: the official UniPC (order 2, bh2). euler: plain Euler. "
+                                                             "lcm: for step-distilled models and LoRAs (lightx2v, CausVid): "
+                                                             "predict the clean video, re-noise to the next step."}),
                 "sigma_grid": (list(GRID_CHOICES), {
                     "default": "official",
                     "tooltip": "official: the SkyReels-V2 grid (sigma starts at 0.999, integer timesteps). diffusers: "
-                               "the grid of the diffusers pipelines (SkyReels-A2, V3-R2V were made with it)."}),
+                               "the grid of the diffusers pipelines (SkyReels-A2, V3-R2V were made with it). simple: "
+                               "evenly spaced timesteps from 1000 (4 steps: 1000, 750, 500, 250 before the shift, the "
+                               "step list of the lightx2v distilled models and LoRAs)."}),
             },
             "optional": {
                 "cache": (handles.STEP_CACHE, {"tooltip": "TeaCache settings: skip some steps' blocks when they "

@@ -3,7 +3,8 @@
 Accepted: official folders (``config.json`` + one or many ``.safetensors``, index files),
 diffusers folders (``transformer/``) and files, ComfyUI repackaged single files (prefix
 ``model.diffusion_model.``), fp32 / bf16 / fp16 / fp8 (e4m3fn, e5m2, scaled fp8 with
-per-weight ``scale_weight``), ``.pth`` read with ``weights_only=True``.  The naming and the
+per-weight ``scale_weight``), ``.pth`` read with ``weights_only=True``, and GGUF files
+(city96's layout, ``general.architecture`` = ``wan``; Linear weights stay quantized).  The naming and the
 configuration are detected from the keys and shapes; the model is built on the meta device
 and filled one tensor at a time.
 """
@@ -102,6 +103,10 @@ def load_wan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, wei
     if compute_dtype is None:
         compute_dtype = default_compute_dtype(device)
     source, file_config, where = open_weights(path, "dit")
+    if "general.architecture" in source.metadata:  # GGUF: the family is written in the file
+        from ..loading.gguf import check_architecture
+
+        check_architecture(source, "wan", "Wan / SkyReels DiT")
     found = detect(source)
     if found is None:
         raise CheckpointError(
@@ -125,4 +130,5 @@ def load_wan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, wei
     model.attention_backend = resolve_backend(attention, torch.device(compute_device or device), log)
     model.eval().requires_grad_(False)
     model.source_path = where
+    model.source_types = source.metadata.get("gguf.tensor_types", "")
     return model, config
