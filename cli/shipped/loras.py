@@ -6,7 +6,7 @@ timesteps 1000, 750, 500, 250 before a shift of 5, no classifier-free guidance, 
 predicting the clean video and re-noising it to the next timestep.  Here: steps 4, cfg 1,
 shift 5, solver ``lcm``, sigma grid ``simple``.
 
-``GGUF_SMOKE`` runs the ordinary T2V and DF workflows on the demo GGUF DiTs (the tests use it).
+``EXTRA_SMOKE`` runs the ordinary T2V and DF workflows on the demo GGUF DiTs (tests/test_workflows.py).
 """
 from __future__ import annotations
 
@@ -61,9 +61,10 @@ SMOKE = {
     "skyreels_v2_t2v_distill_lora.json": (["num_frames=9"], 9),
 }
 
-# The ordinary T2V and DF workflows on the demo GGUF DiTs: extra --set overrides on top of
-# their SMOKE entries (tests/test_loras_gguf.py).
-GGUF_SMOKE = {
-    "skyreels_v2_t2v.json": ["SkyReelsDiTLoader.model=" + MODELS["t2v_gguf"][1]],
-    "skyreels_v2_df_10s_sync.json": ["SkyReelsDiTLoader.model=" + MODELS["df_gguf"][1]],
+# The ordinary T2V and DF workflows on the demo GGUF DiTs (whose blocks hold every GGUF type):
+# label -> (workflow, --set overrides on top of its SMOKE entry, frames of the video).
+EXTRA_SMOKE = {
+    "gguf_t2v": ("skyreels_v2_t2v.json", ["SkyReelsDiTLoader.model=" + MODELS["t2v_gguf"][1]], 9),
+    "gguf_df": ("skyreels_v2_df_10s_sync.json",
+                ["SkyReelsDiTLoader.model=" + MODELS["df_gguf"][1], "num_frames=29"], 29),  # 2 chunks: 17 + 12
 }
