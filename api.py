@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any, Optional, Tuple
 
 from .models.loading.checkpoint import CheckpointError, TensorSource, open_checkpoint
+from .memory.offload import prepare_for_sampling, release
+from .models.lora import apply_loras, load_lora, read_lora
 from .models.text.umt5_loader import TextEncoder, load_umt5
 from .models.vision.clip_loader import ImageEncoder, load_clip_vision
 from .models.wan.dit import WanDiT
@@ -33,7 +35,8 @@ __all__ = [
     "load_umt5", "TextEncoder", "load_clip_vision", "ImageEncoder",
     "flow_schedule", "Denoiser", "ModelInputs", "SampleSettings", "sample_video", "VideoCodec",
     "plan_df_video", "DFPlanError", "DFVideoSettings", "DFConditioning", "generate_df_video",
-    "CollectFrames", "ChunkFolder",
+    "CollectFrames", "ChunkFolder", "load_lora", "read_lora", "apply_loras",
+    "prepare_for_sampling", "release",
 ]
 
 COMPONENTS = ("dit", "vae", "umt5", "clip_vision")

@@ -91,7 +91,7 @@ class TensorSource:
         """The stored quantized form of ``key`` (a GGUF ``QuantizedTensor``), or None for a
         plain tensor; ``get`` always returns the dequantized tensor."""
         handle = self._handles[self._where[key]]
-        fn = getattr(handle, "quantized", None)
+        fn = getattr(handle, "quantized", None) if handle is not self else None
         return fn(key) if fn is not None else None
 
     def nbytes(self) -> int:
