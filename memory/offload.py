@@ -36,6 +36,20 @@ def module_bytes(module: nn.Module) -> int:
     return sum(r.master.numel() * r.master.element_size() for r in tensor_refs(module))
 
 
+def cast_weight_bytes(model: nn.Module, compute_dtype: torch.dtype) -> int:
+    """Room for the largest Linear weight stored in another dtype than the compute dtype (fp8,
+    int8, nf4, GGUF, or bf16 under fp32 compute): it is upcast or dequantized just before its
+    product, one layer at a time."""
+    size = torch.empty((), dtype=compute_dtype).element_size()
+    largest = 0
+    for m in model.modules():
+        w = getattr(m, "weight", None)
+        if isinstance(w, torch.Tensor) and hasattr(m, "in_features") and hasattr(m, "out_features") \
+                and w.dtype != compute_dtype:
+            largest = max(largest, int(m.in_features) * int(m.out_features) * size)
+    return largest
+
+
 def estimate_bytes(model: nn.Module) -> Dict[str, object]:
     """Weight bytes by part: ``blocks`` (sum), ``per_block`` (list), ``rest`` and ``total``."""
     total = module_bytes(model)
@@ -111,7 +125,7 @@ def prepare_for_sampling(model: nn.Module, device, vram_budget_gb: Optional[floa
         if host.model_device(model).type != "cpu":  # ComfyUI's offload device may be the GPU (--highvram)
             model.to("cpu")
     sizes = estimate_bytes(model)
-    act = activations_of(model, shape, batch, compute_dtype, teacache)
+    act = activations_of(model, shape, batch, compute_dtype, teacache) + cast_weight_bytes(model, compute_dtype)
     plan = plan_residency(sizes["per_block"], sizes["rest"], act, budget, prefetch)
     host.log(plan.describe())
     if device.type != "cpu":
