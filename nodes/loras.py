@@ -42,7 +42,8 @@ class LoRALoader:
         }
 
     def apply(self, model, lora_name, strength, path=""):
-        from ..models.lora import LoRAError, load_lora
+        from ..models.loading.checkpoint import CheckpointError
+        from ..models.lora import load_lora
 
         choice = (path or "").strip() or lora_name
         if choice.startswith("(no models found"):
@@ -55,7 +56,7 @@ class LoRALoader:
             return (model,)
         try:
             resolved = load_lora(full, model.model, model.name)
-        except LoRAError as e:
+        except CheckpointError as e:  # LoRAError included
             raise NodeError(str(e)) from None
         host.log(resolved.report())
         spec = handles.LoRASpec(os.path.basename(full), full, float(strength), resolved)

@@ -73,14 +73,14 @@ def write_format(fmt, factors, alpha=ALPHA):
     return sd
 
 
-def explicit(model, factors, strength, alpha=ALPHA, rank=RANK, bias=True):
+def explicit(model, factors, strength, alpha=ALPHA, rank=RANK, bias=True, bias_scale=1.0):
     """W + s (B A) alpha / r and b + s diff_b, computed directly."""
     out = {}
     for name, (down, up, db) in factors.items():
         layer = model.get_submodule(name)
         out[name + ".weight"] = layer.weight.float() + strength * (up @ down) * alpha / rank
         if bias:
-            out[name + ".bias"] = layer.bias.float() + strength * db
+            out[name + ".bias"] = layer.bias.float() + strength * bias_scale * db
     return out
 
 
@@ -102,7 +102,8 @@ def test_each_format_merges_to_the_explicit_weights(fmt):
     resolved = resolve(lora, model)
     assert not resolved.missing and not resolved.mismatched
     with_bias = fmt in ("comfyui", "diffusers")
-    want = explicit(model, factors, 0.8, bias=with_bias)
+    # PEFT's lora_B.bias is part of the LoRA output, scaled by alpha / r like it; diff_b is not.
+    want = explicit(model, factors, 0.8, bias=with_bias, bias_scale=ALPHA / RANK if fmt == "diffusers" else 1.0)
     originals = {k: v.clone() for k, v in model.state_dict().items()}
     apply_loras(model, [(resolved, 0.8)])
     got = merged_weights(model, list(want))
@@ -359,3 +360,43 @@ def test_lora_node_chains_and_the_df_sampler_takes_the_lora_model(tmp_path):
     assert not torch.allclose(base, lora1) and not torch.allclose(lora1, lora2)
     for k, v in model.state_dict().items():
         assert torch.equal(v, masters[k]), k
+
+
+# --------------------------------------------------------------------------- released key maps
+
+
+def _key_files():
+    from test_keys import CONFIGS, DIT_FILES, _split
+
+    return [(p, _split(p), CONFIGS) for p in DIT_FILES]
+
+
+@pytest.mark.parametrize("case", _key_files(), ids=lambda c: "%s.%s" % c[1])
+def test_a_lora_on_every_linear_of_the_released_models_finds_its_layers(case):
+    """LoRAs written against the released key maps (meta tensors, no memory), in the naming of
+    the key file and in kohya's flattened spelling, reach every Linear layer of our model."""
+    import json
+
+    from skyreels_pack.models.wan.dit import WanDiT
+    from skyreels_pack.models.wan.dit_config import WanDiTConfig
+
+    path, (model_name, naming), configs = case
+    with open(path) as f:
+        listed = json.load(f)
+    with torch.device("meta"):
+        model = WanDiT(WanDiTConfig.from_official(configs[model_name]["official_config"]))
+    linears = {k[: -len(".weight")]: v for k, v in listed.items() if k.endswith(".weight") and len(v) == 2}
+    prefix = "diffusion_model." if naming == "official" else "transformer."
+    for style in ("dotted", "kohya"):
+        sd = {}
+        for stem, (o, n) in linears.items():
+            key = prefix + stem if style == "dotted" else "lora_unet_" + _flat(stem)
+            sd[key + ".lora_down.weight"] = torch.empty(1, n, device="meta")
+            sd[key + ".lora_up.weight"] = torch.empty(o, 1, device="meta")
+            if stem + ".bias" in listed:
+                sd[key + ".diff_b"] = torch.empty(listed[stem + ".bias"], device="meta")
+        resolved = resolve(read_lora(sd), model)
+        assert not resolved.missing and not resolved.mismatched, resolved.report()
+        targets = {(d.target.module, d.target.param) for d in resolved.deltas}
+        ours = {n for n, m in model.named_modules() if hasattr(m, "in_features")}
+        assert ours <= {m for m, p in targets if p == "weight"}  # (plus the fps embedding table of DF-1.3B)

@@ -9,8 +9,8 @@ Every LoRA file is a flat state dict whose keys are ``<prefix><layer><suffix>``:
 * suffixes: ``.lora_down.weight`` / ``.lora_up.weight`` (kohya, ComfyUI), ``.lora_A.weight`` /
   ``.lora_B.weight`` (PEFT; also ``.lora_A.default.weight``), ``.lora.down.weight`` /
   ``.lora.up.weight`` (old diffusers), ``.alpha`` (the scale is ``alpha / rank``; absent means
-  1), ``.diff`` (a full-weight delta, e.g. for norms), ``.diff_b`` and ``.lora_B.bias`` (a bias
-  delta).
+  1), ``.diff`` (a full-weight delta, e.g. for norms), ``.diff_b`` (a bias delta) and
+  ``.lora_B.bias`` (PEFT's LoRA bias: a bias delta scaled like the rest of the LoRA output).
 
 :func:`read_lora` groups the tensors by layer stem (the key without prefix handling: that is
 :mod:`models.lora.targets`' job) and names the format it saw.  LyCORIS variants (LoHa, LoKr,
@@ -32,7 +32,7 @@ SUFFIXES = (
     (".lora_A.default.weight", "down"), (".lora_B.default.weight", "up"),
     (".lora_A.weight", "down"), (".lora_B.weight", "up"),
     (".lora.down.weight", "down"), (".lora.up.weight", "up"),
-    (".lora_B.bias", "diff_b"),
+    (".lora_B.bias", "lora_bias"),
     (".diff_b", "diff_b"), (".diff", "diff"), (".alpha", "alpha"),
 )
 UNSUPPORTED = {
@@ -55,6 +55,7 @@ class LoRALayer:
     alpha: Optional[float] = None
     diff: Optional[torch.Tensor] = None     # full delta of the weight / parameter
     diff_b: Optional[torch.Tensor] = None   # delta of the bias
+    bias_scaled: bool = False               # PEFT's lora_B.bias: part of the LoRA output, so scaled by alpha / rank
 
     @property
     def rank(self) -> int:
@@ -121,6 +122,8 @@ def parse_lora(tensors: Dict[str, torch.Tensor], name: str = "<LoRA>") -> LoRAFi
         lay = layers.setdefault(stem, LoRALayer())
         if role == "alpha":
             lay.alpha = float(t.float().reshape(-1)[0])
+        elif role == "lora_bias":
+            lay.diff_b, lay.bias_scaled = t, True
         else:
             setattr(lay, role, t)
     for stem, lay in list(layers.items()):

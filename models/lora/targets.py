@@ -171,7 +171,8 @@ def resolve(lora: LoRAFile, model: nn.Module, model_name: str = "this model") ->
         if lay.diff_b is not None:
             bshape = param_shape(module, "bias") if bare is None else None
             if bshape is not None and _numel(lay.diff_b.shape) == _numel(bshape):
-                made.append(Delta(Target(module_name, "bias"), diff=lay.diff_b))
+                made.append(Delta(Target(module_name, "bias"), diff=lay.diff_b * lay.scale if lay.bias_scaled
+                                  else lay.diff_b))
             else:
                 ok = False
         if ok:
