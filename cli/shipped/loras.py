@@ -40,7 +40,7 @@ DISTILL_NOTE = (
 
 def t2v_distill_lora() -> list:
     return wan_v2._loaders("t2v") + [
-        Node(5, "SkyReelsLoRALoader", (420, 600), {"lora_name": MODELS["distill_lora"][1], "strength": 1.0},
+        Node(5, "SkyReelsLoRALoader", (40, 720), {"lora_name": MODELS["distill_lora"][1], "strength": 1.0},
              {"model": (1, 0)}, title="Step-distill LoRA (lightx2v)"),
         Node(10, "SkyReelsTextEncode", (420, 40), {"prompt": wan_v2.PROMPT}, {"text_encoder": (2, 0)}),
         Node(11, "SkyReelsEmptyLatent", (420, 420), {"width": 960, "height": 544, "num_frames": 97}),
