@@ -176,6 +176,14 @@ def test_lora_on_gguf_weights_is_applied_on_the_fly(tmp_path):
     torch.testing.assert_close(outs[0], outs[1], rtol=1e-4, atol=1e-4)
 
 
+def test_df_14b_variant_from_the_gguf_model_name(tmp_path):
+    """DF-14B has T2V-shaped tensors: a GGUF file whose name does not say DF is told by general.name."""
+    path = str(tmp_path / "model-Q8_0.gguf")
+    cfg = WanDiTConfig(**CFG, variant="t2v")
+    write_gguf(path, tiny_weights(cfg, seed=2), "wan", "Q8_0", metadata={"general.name": "SkyReels-V2-DF-14B-540P"})
+    assert load_wan_dit(path)[1].variant == "df"
+
+
 def test_gguf_of_another_family_is_refused(tmp_path):
     path = str(tmp_path / "hunyuan.gguf")
     write_gguf(path, {"double_blocks.0.img_attn_proj.weight": torch.randn(64, 64)}, "hyvid", "Q8_0")

@@ -43,6 +43,15 @@ def variant_from_name(path: str) -> Optional[str]:
     return None
 
 
+def _named_variant(where: Optional[str], metadata: Dict[str, str]) -> Optional[str]:
+    """The variant the file or folder name says, else the model name a GGUF file carries."""
+    for name in (where, metadata.get("general.name"), metadata.get("general.basename")):
+        found = variant_from_name(name) if name else None
+        if found:
+            return found
+    return None
+
+
 def detect(source: TensorSource) -> Optional[Tuple[str, str]]:
     """(naming, prefix) if ``source`` holds a Wan DiT, else None."""
     return dit_keys.detect_naming(source.keys())
@@ -116,7 +125,7 @@ def load_wan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, wei
     naming, prefix = found
     if config is None:
         config, names = config_from_source(source, naming, prefix, file_config,
-                                           {"variant": variant or (variant_from_name(where) if where else None)})
+                                           {"variant": variant or _named_variant(where, source.metadata)})
         if config.image_dim and config.variant != "i2v":
             config.variant = "i2v"
     else:
