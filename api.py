@@ -13,6 +13,8 @@ from typing import Any, Optional, Tuple
 from .models.loading.checkpoint import CheckpointError, TensorSource, open_checkpoint
 from .memory.offload import prepare_for_sampling, release
 from .models.lora import apply_loras, load_lora, read_lora
+from .models.refs.encode import a2_clip_tokens, a2_condition, r2v_references
+from .models.refs.r2v import bucket_size as r2v_bucket_size
 from .models.text.umt5_loader import TextEncoder, load_umt5
 from .models.vision.clip_loader import ImageEncoder, load_clip_vision
 from .models.wan.dit import WanDiT
@@ -24,7 +26,7 @@ from .models.wan.vae_loader import load_wan_vae
 from .sampling.chunk_store import ChunkFolder, CollectFrames
 from .sampling.df_plan import DFPlanError, plan_df_video
 from .sampling.df_video import DFConditioning, DFVideoSettings, generate_df_video
-from .sampling.guidance import Denoiser, ModelInputs
+from .sampling.guidance import Denoiser, ModelInputs, ReferenceDenoiser
 from .sampling.sigmas import flow_schedule
 from .sampling.video_codec import VideoCodec
 from .sampling.video_sampler import SampleSettings, sample_video
@@ -35,8 +37,9 @@ __all__ = [
     "load_umt5", "TextEncoder", "load_clip_vision", "ImageEncoder",
     "flow_schedule", "Denoiser", "ModelInputs", "SampleSettings", "sample_video", "VideoCodec",
     "plan_df_video", "DFPlanError", "DFVideoSettings", "DFConditioning", "generate_df_video",
-    "CollectFrames", "ChunkFolder", "load_lora", "read_lora", "apply_loras",
-    "prepare_for_sampling", "release",
+    "CollectFrames", "ChunkFolder",
+    "a2_condition", "a2_clip_tokens", "r2v_references", "r2v_bucket_size", "ReferenceDenoiser",
+    "load_lora", "read_lora", "apply_loras", "prepare_for_sampling", "release",
 ]
 
 COMPONENTS = ("dit", "vae", "umt5", "clip_vision")

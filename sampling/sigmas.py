@@ -2,14 +2,15 @@
 
 Rectified flow: ``x_sigma = (1 - sigma) x0 + sigma * noise``; the model sees ``t = 1000 sigma``.
 
-Two grids are in use:
+Three grids are in use:
 
 * ``official``: SkyReels-V2 / Wan ``FlowUniPCMultistepScheduler`` (V2, V3-V2V):
   unshifted b = linspace(0.999, 0, N+1)[:N]; sigma = s b / (1 + (s-1) b); the model gets
   ``int(1000 sigma)`` (truncated) while the solver uses the float32 sigma; a final 0 is
   appended.
-* ``diffusers``: diffusers ``UniPCMultistepScheduler(use_flow_sigmas=True)`` (A2, V3-R2V):
+* ``diffusers``: ``UniPCMultistepScheduler(use_flow_sigmas=True)`` of newer diffusers (0.42 checked):
   unshifted b = linspace(1, 1/1000, N+1)[:N]; the model gets the float ``1000 sigma``.
+  (SkyReels-A2 and V3-R2V ran on diffusers <= 0.36, whose flow grid is the ``official`` one.)
 * ``simple``: unshifted b = linspace(1, 0, N+1)[:N], float timesteps.  With 4 steps these are
   the timesteps 1000, 750, 500, 250 of the step-distilled Wan models and LoRAs (lightx2v's
   ``denoising_step_list``), which after shift 5 are 1000, 937.5, 833.3, 625; it is also
