@@ -178,7 +178,7 @@ def test_lora_on_gguf_weights_is_applied_on_the_fly(tmp_path):
 
 def test_df_14b_variant_from_the_gguf_model_name(tmp_path):
     """DF-14B has T2V-shaped tensors: a GGUF file whose name does not say DF is told by general.name."""
-    path = str(tmp_path / "model-Q8_0.gguf")
+    path = str(tmp_path / "wan-Q8_0.gguf")  # a name that says nothing about the variant
     cfg = WanDiTConfig(**CFG, variant="t2v")
     write_gguf(path, tiny_weights(cfg, seed=2), "wan", "Q8_0", metadata={"general.name": "SkyReels-V2-DF-14B-540P"})
     assert load_wan_dit(path)[1].variant == "df"
