@@ -23,10 +23,11 @@ import os
 from typing import Dict, List
 
 from ..workflow_builder import build, dumps
-from . import loras, refs, refs_inputs, wan_v2, wan_v2_inputs
+from . import extension, extension_inputs, loras, refs, refs_inputs, wan_v2, wan_v2_inputs
 
-FAMILIES = (wan_v2, refs, loras)
-INPUT_WRITERS = (wan_v2_inputs.write_example_inputs, refs_inputs.write_example_inputs)
+FAMILIES = (wan_v2, refs, extension, loras)
+INPUT_WRITERS = (wan_v2_inputs.write_example_inputs, refs_inputs.write_example_inputs,
+                 extension_inputs.write_example_inputs)
 
 SHIPPED: Dict = {}
 MODELS: Dict = {}
