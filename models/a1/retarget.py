@@ -80,9 +80,9 @@ def project_points(v_selected, tform: np.ndarray, face_hw: Tuple[int, int],
     return pix, norm
 
 
-def place_pupils(driving_kpt: np.ndarray, drawn_pix: np.ndarray,
+def pupil_points(driving_kpt: np.ndarray, drawn_pix: np.ndarray,
                  threshold: float = style.PUPIL_RANSAC_THRESHOLD) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
-    """(pupil of 468, pupil of 473) as int32 pixels on the drawn face, or None where the fit fails.
+    """(pupil of 468, pupil of 473) as float pixels on the drawn face, or None where the fit fails.
 
     ``driving_kpt``: the driving frame's 478 landmark pixels (any frame of reference: the affine
     absorbs it); ``drawn_pix``: the drawn points [>=105, 2] in :data:`INDEX_MAPPING` order."""
@@ -99,8 +99,15 @@ def place_pupils(driving_kpt: np.ndarray, drawn_pix: np.ndarray,
             out.append(None)
             continue
         p = cv2.transform(drv[target].reshape(1, 1, 2), m).reshape(-1)
-        out.append(np.array(p, dtype=np.int32) if np.isfinite(p).all() else None)
+        out.append(p if np.isfinite(p).all() else None)
     return out[0], out[1]
+
+
+def place_pupils(driving_kpt: np.ndarray, drawn_pix: np.ndarray,
+                 threshold: float = style.PUPIL_RANSAC_THRESHOLD) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+    """:func:`pupil_points` truncated to int32 pixels, as the renderer draws them."""
+    return tuple(None if p is None else np.array(p, dtype=np.int32) for p in pupil_points(driving_kpt, drawn_pix,
+                                                                                           threshold))
 
 
 def landmark_relation(kpt: np.ndarray, target: int = 473,
