@@ -82,3 +82,39 @@ class DFOptions:
     sigma_grid: str = _DF.sigma_grid
     chunk_folder: str = ""
     auto_orient: bool = True
+
+
+# --------------------------------------------------------------------------- SkyReels-A1
+
+A1_MODEL = "SKYREELS_A1_MODEL"
+COGVIDEOX_VAE = "SKYREELS_COGVIDEOX_VAE"
+A1_FACE_ENCODER = "SKYREELS_A1_FACE_ENCODER"
+
+
+@dataclass
+class A1ModelHandle:
+    model: torch.nn.Module          # models.cogvideox.transformer.CogVideoXTransformer
+    config: object                  # models.cogvideox.config.CogVideoXConfig
+    path: str
+    vram_budget_gb: float = 0.0
+    compile: bool = False
+
+    @property
+    def name(self) -> str:
+        import os
+
+        return os.path.basename(self.path.rstrip("/\\"))
+
+
+@dataclass
+class CogVideoXVAEHandle:
+    vae: torch.nn.Module            # models.cogvideox.vae.CogVideoXVAE (the A1 VAE or its pose guider)
+    path: str
+    tiling: Optional[object] = None  # models.cogvideox.vae.VAETiling or None (untiled)
+
+
+@dataclass
+class A1FaceEncoderHandle:
+    encoder: object                 # models.vision.siglip.SiglipFaceEncoder
+    path: str
+    detector_path: Optional[str] = None  # a MediaPipe FaceLandmarker .task; None = the portrait's centre square

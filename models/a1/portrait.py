@@ -27,7 +27,7 @@ def image_to_uint8(image: torch.Tensor) -> np.ndarray:
 
 
 def uint8_to_image(arr: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(arr)).float().div(255.0).unsqueeze(0)
+    return torch.from_numpy(np.array(arr, dtype=np.uint8)).float().div(255.0).unsqueeze(0)
 
 
 def frame_portrait(image: np.ndarray, width: int = A1_WIDTH, height: int = A1_HEIGHT) -> np.ndarray:
@@ -45,7 +45,7 @@ def frame_portrait(image: np.ndarray, width: int = A1_WIDTH, height: int = A1_HE
         padded = np.zeros((ih, iw + 2 * pad, 3), dtype=np.uint8)
         padded[:, pad:pad + iw] = img
         img = padded
-    return np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((width, height), Image.BICUBIC))
+    return np.array(Image.fromarray(np.ascontiguousarray(img)).resize((width, height), Image.BICUBIC))
 
 
 def center_face(image: np.ndarray, size: int = 512) -> np.ndarray:
@@ -56,7 +56,7 @@ def center_face(image: np.ndarray, size: int = 512) -> np.ndarray:
     s = min(h, w)
     top, left = (h - s) // 2, (w - s) // 2
     crop = np.ascontiguousarray(image[top:top + s, left:left + s])
-    return np.asarray(Image.fromarray(crop).resize((size, size), Image.BICUBIC))
+    return np.array(Image.fromarray(crop).resize((size, size), Image.BICUBIC))
 
 
 def face_embedding(encoder, framed: np.ndarray, detector=None) -> Tuple[torch.Tensor, np.ndarray, Optional[np.ndarray]]:

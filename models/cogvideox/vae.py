@@ -108,18 +108,36 @@ _CONV_SLICE_BYTES = 1 << 30
 
 
 class SafeConv3d(nn.Conv3d):
-    """Conv3d that runs large inputs in overlapping time slices (exactly the same output)."""
+    """Conv3d that runs large inputs in overlapping time slices (exactly the same output).
+
+    On the CPU, where PyTorch has no fast 3D convolution for these layers, the convolution is
+    computed as one 2D convolution per time tap, summed (the same result up to rounding)."""
+
+    def _conv(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type != "cpu" or self.stride[0] != 1 or self.dilation[0] != 1 or self.padding[0] != 0:
+            return super().forward(x)
+        B, C, T, H, W = x.shape
+        kt = self.kernel_size[0]
+        frames = T - kt + 1
+        xf = x.permute(0, 2, 1, 3, 4).contiguous()
+        out = None
+        for k in range(kt):
+            y = F.conv2d(xf[:, k:k + frames].reshape(B * frames, C, H, W), self.weight[:, :, k], None,
+                         self.stride[1:], self.padding[1:], self.dilation[1:])
+            out = y if out is None else out.add_(y)
+        if self.bias is not None:
+            out = out.add_(self.bias.view(1, -1, 1, 1))
+        return out.view(B, frames, *out.shape[1:]).permute(0, 2, 1, 3, 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         nbytes = x.numel() * x.element_size()
         k = self.kernel_size[0]
         if nbytes <= _CONV_SLICE_BYTES or x.shape[2] <= k:
-            return super().forward(x)
+            return self._conv(x)
         parts = min(x.shape[2] - k + 1, nbytes // _CONV_SLICE_BYTES + 1)
         outs_total = x.shape[2] - k + 1
         bounds = [outs_total * i // parts for i in range(parts + 1)]
-        return torch.cat([super(SafeConv3d, self).forward(x[:, :, a:b + k - 1])
-                          for a, b in zip(bounds[:-1], bounds[1:]) if b > a], dim=2)
+        return torch.cat([self._conv(x[:, :, a:b + k - 1]) for a, b in zip(bounds[:-1], bounds[1:]) if b > a], dim=2)
 
 
 class CausalConv3d(nn.Module):
@@ -347,7 +365,7 @@ class CogVideoXVAE(nn.Module):
     # ------------------------------------------------------------------ tiles
 
     def _tiled(self, net: nn.Module, x: torch.Tensor, batch: int, tile: Tuple[int, int], stride: Tuple[int, int],
-               blend: Tuple[int, int], keep: Tuple[int, int], ratio: int, on_cpu: bool) -> torch.Tensor:
+               blend: Tuple[int, int], keep: Tuple[int, int], on_cpu: bool) -> torch.Tensor:
         H, W = x.shape[-2:]
         rows = []
         for i in range(0, H, stride[0]):
@@ -388,9 +406,12 @@ class CogVideoXVAE(nn.Module):
         th_px, tw_px, th, tw = self._tile_geometry(tiling, r) if tiling else (0, 0, 0, 0)
         if tiling is not None and (W > tw_px or H > th_px):
             stride = (int(th_px * (1 - tiling.overlap_height)), int(tw_px * (1 - tiling.overlap_width)))
+            # Tiles must start on the latent grid (they do for every official size: 200 / 288 px
+            # at 720x480); other tile sizes are snapped down instead of failing.
+            stride = tuple(max(r, v // r * r) for v in stride)
             blend = (int(th * tiling.overlap_height), int(tw * tiling.overlap_width))
             h = self._tiled(self.encoder, video, self.ENCODE_FRAMES, (th_px, tw_px), stride, blend,
-                            (th - blend[0], tw - blend[1]), r, on_cpu=False)
+                            (th - blend[0], tw - blend[1]), on_cpu=False)
         else:
             h = self._run(self.encoder, video, self.ENCODE_FRAMES)
         mean, logvar = h.float().chunk(2, dim=1)
@@ -409,7 +430,7 @@ class CogVideoXVAE(nn.Module):
             stride = (int(th * (1 - tiling.overlap_height)), int(tw * (1 - tiling.overlap_width)))
             blend = (int(th_px * tiling.overlap_height), int(tw_px * tiling.overlap_width))
             out = self._tiled(self.decoder, z, self.DECODE_FRAMES, (th, tw), stride, blend,
-                              (th_px - blend[0], tw_px - blend[1]), r, on_cpu=to_cpu)
+                              (th_px - blend[0], tw_px - blend[1]), on_cpu=to_cpu)
         else:
             out = self._run(self.decoder, z, self.DECODE_FRAMES)
         out = out.float()

@@ -81,7 +81,8 @@ def infer_config(shapes: Dict[str, Tuple[int, ...]], file_config: Optional[dict]
     hidden, patch_size = patch[0], patch[2]
     positions = shapes["embeddings.position_embedding.weight"][0]
     side = int(round(math.sqrt(positions)))
-    fields = dict(hidden_size=hidden, patch_size=patch_size, image_size=side * patch_size,
+    so400m = (hidden, patch_size, side) == (SO400M["hidden_size"], SO400M["patch_size"], 27)
+    fields = dict(hidden_size=hidden, patch_size=patch_size, image_size=SO400M["image_size"] if so400m else side * patch_size,
                   num_channels=patch[1],
                   intermediate_size=shapes["encoder.layers.0.mlp.fc1.weight"][0],
                   num_hidden_layers=1 + max(int(m.group(1)) for k in shapes for m in [_LAYER_RE.match(k)] if m),
@@ -140,6 +141,29 @@ def _siglip_folder(path: str) -> str:
     return path
 
 
+def plan_siglip(source: TensorSource, file_config: Optional[dict] = None, config: Optional[dict] = None):
+    """(SiglipVisionConfig, {file key: model key}) for the vision tower in ``source``; raises
+    CheckpointError when it holds none.  Model keys follow the installed transformers (4.x
+    nests them under ``vision_model.``, 5.x does not)."""
+    _, SiglipVisionModel = _transformers()
+    prefix = detect_prefix(source.keys())
+    if prefix is None:
+        raise CheckpointError(
+            "%s is not a SigLIP vision model: expected keys like 'vision_model.embeddings.patch_embedding.weight'; "
+            "found e.g. %s" % (source.files[0] if source.files else "the given weights",
+                                ", ".join(sorted(source.keys())[:4])))
+    bare = {k: k[len(prefix):] for k in source.keys()
+            if k.startswith(prefix) and not k[len(prefix):].startswith(("text_model.", "logit_"))}
+    try:
+        cfg = infer_config({b: source.shape(k) for k, b in bare.items()}, config or file_config)
+    except KeyError as e:
+        raise CheckpointError("%s looks like SigLIP but lacks the tensor %s" % (source.files[0], e)) from e
+    with torch.device("meta"):
+        probe = SiglipVisionModel(cfg)
+    inner = "vision_model." if any(k.startswith("vision_model.") for k in probe.state_dict()) else ""
+    return cfg, {k: inner + b for k, b in bare.items()}
+
+
 def load_siglip(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, dtype: torch.dtype = torch.float32,
                 device: Union[str, torch.device] = "cpu", config: Optional[dict] = None) -> SiglipFaceEncoder:
     """Load the SigLIP vision tower from local files (never downloads).  ``config``: the
@@ -148,30 +172,14 @@ def load_siglip(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, dtyp
     if isinstance(path, str):
         path = _siglip_folder(os.path.expanduser(path))
     source, file_config, where = open_weights(path, "clip_vision")
-    prefix = detect_prefix(source.keys())
-    if prefix is None:
-        raise CheckpointError(
-            "%s is not a SigLIP vision model: expected keys like 'vision_model.embeddings.patch_embedding.weight'; "
-            "found e.g. %s" % (where or "the given weights", ", ".join(sorted(source.keys())[:4])))
-    bare = {k: k[len(prefix):] for k in source.keys() if k.startswith(prefix) and not k.startswith(prefix + "text_model.")}
-    if prefix == "":
-        bare = {k: v for k, v in bare.items() if not v.startswith(("text_model.", "logit_"))}
-    try:
-        config = infer_config({b: source.shape(k) for k, b in bare.items()}, config or file_config)
-    except KeyError as e:
-        raise CheckpointError("%s looks like SigLIP but lacks the tensor %s" % (where, e)) from e
-    with torch.device("meta"):
-        probe = SiglipVisionModel(config)
-    inner = "vision_model." if any(k.startswith("vision_model.") for k in probe.state_dict()) else ""
-    del probe
-    names = {k: inner + b for k, b in bare.items()}
+    cfg, names = plan_siglip(source, file_config, config)
     policy = storage_policy(dtype, dtype, lambda k: False)
-    model = build_and_fill(lambda: SiglipVisionModel(config), source, names.get, "SigLIP vision model", policy,
+    model = build_and_fill(lambda: SiglipVisionModel(cfg), source, names.get, "SigLIP vision model", policy,
                            torch.device(device))
     for module in model.modules():  # non-persistent index buffers are not in the file
         if isinstance(getattr(module, "position_ids", None), torch.Tensor):
             module.position_ids = torch.arange(module.position_ids.shape[-1], device=device).expand(1, -1)
     model.eval().requires_grad_(False)
-    enc = SiglipFaceEncoder(model, config)
+    enc = SiglipFaceEncoder(model, cfg)
     enc.source_path = where
     return enc
