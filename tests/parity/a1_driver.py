@@ -16,6 +16,8 @@ from skyreels_pack.models.a1.retarget import (compose_flame_params, crop_face, l
                                                matrix_to_rodrigues, place_pupils, project_points,
                                                rodrigues_to_matrix, smooth_poses)
 
+FAMILY = "a1"
+
 
 
 def _raw(case):
