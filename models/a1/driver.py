@@ -254,14 +254,15 @@ def _eye_pose(models: Models3D, face: FaceResult) -> torch.Tensor:
 def drive(portrait: np.ndarray, driving: torch.Tensor, landmarker: FaceLandmarks, settings: DriverSettings,
           width: int = DETECT_WIDTH, height: int = DETECT_HEIGHT, fps: float = TARGET_FPS,
           models3d: Optional[Models3D] = None,
-          on_frame: Optional[Callable[[int, np.ndarray, Optional[np.ndarray]], None]] = None,
+          on_frame: Optional[Callable[[int, np.ndarray, Optional[int]], None]] = None,
           progress=None, check_interrupt: Callable[[], None] = lambda: None) -> DriverResult:
     """The control video [1 + V, height, width, 3] for a portrait [H, W, 3] uint8 (framed like the
     sampler frames it) and a driving IMAGE [T, h, w, 3].
 
     ``fps``: the driving video's frame rate; it is resampled to 12 fps by the official rule
     (0: the frames are already at 12 fps and are used as they are).  ``on_frame(i, control,
-    driving)`` sees each finished control frame (previews)."""
+    source)`` sees each finished control frame and the driving frame it comes from (None for
+    frame 0), e.g. for previews."""
     from ...media.frames import resample_indices
 
     settings.check()
@@ -323,7 +324,7 @@ def drive(portrait: np.ndarray, driving: torch.Tensor, landmarker: FaceLandmarks
         frame = paste(crop, (height, width), (oy, ox))
         out[k + 1] = torch.from_numpy(frame).float().div_(255.0)
         if on_frame is not None:
-            on_frame(k + 1, frame, _image_frame(driving, indices[k]))
+            on_frame(k + 1, frame, indices[k])
     return DriverResult(out, face, indices, held)
 
 
