@@ -29,8 +29,8 @@ def _compute_dtype(name: str, device: torch.device):
 
 class DiTLoader:
     DESCRIPTION = ("Loads a SkyReels / Wan2.1 diffusion transformer (V2 T2V, I2V or DF, 1.3B or 14B; SkyReels-A2; "
-                   "SkyReels-V3 R2V) from any common format: official folders, diffusers pipeline folders, ComfyUI "
-                   "single files, fp8 and scaled fp8. The log says which model was found.")
+                   "SkyReels-V3 R2V and video extension) from any common format: official folders, diffusers "
+                   "pipeline folders, ComfyUI single files, fp8 and scaled fp8. The log says which model was found.")
     CATEGORY = LOADERS
     RETURN_TYPES = (handles.DIT,)
     RETURN_NAMES = ("model",)
@@ -66,11 +66,14 @@ class DiTLoader:
             "optional": {
                 "path": ("STRING", {"default": "", "tooltip": "A full path to a file or folder anywhere; "
                                                               "overrides 'model' when not empty."}),
-                "variant": (["auto", "t2v", "i2v", "df", "a2", "r2v"], {
+                "variant": (["auto", "t2v", "i2v", "df", "a2", "r2v", "v3_extend", "v3_shot"], {
                     "default": "auto",
-                    "tooltip": "What the checkpoint is for, when its keys cannot tell (DF-14B and V3 R2V look like "
-                               "T2V-14B, SkyReels-A2 like I2V-14B). auto reads the config's class name, then 'R2V' / "
-                               "'Reference2Video' / 'A2' / 'DF' / 'I2V' / 'T2V' in the file or folder name."}),
+                    "tooltip": "What the checkpoint is for, when its keys cannot tell (DF-14B, V3 R2V and the V3 "
+                               "extension models look like T2V-14B, SkyReels-A2 like I2V-14B). auto reads the "
+                               "config's class name, then 'R2V' / 'Reference2Video' / 'A2' / 'DF' / 'I2V' / 'T2V' in "
+                               "the file or folder name, and SkyReels-V3-V2V-14B/transformer (single-shot "
+                               "extension, v3_extend) or /shot_transformer (shot switching, v3_shot). With the whole "
+                               "V3-V2V folder chosen, v3_shot loads its shot_transformer."}),
                 "compile": ("BOOLEAN", {"default": False,
                                         "tooltip": "torch.compile the blocks (faster after a slow first step; "
                                                    "falls back with a message where unsupported)."}),
