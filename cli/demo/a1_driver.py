@@ -5,7 +5,8 @@
   ``torch.save`` state dict, ``smirk_encoder.*`` plus a generator tensor the loader drops),
   random backbones and heads scaled like SMIRK's initialisation (pose ~ 0, camera scale 8);
 * ``FLAME/generic_model.pkl``: a FLAME-format pickle (protocol 2, ``chumpy.ch.Ch`` arrays and a
-  ``scipy.sparse`` csc joint regressor, as the real file) of a stand-in head: 5023 vertices,
+  ``scipy.sparse.csc.csc_matrix`` joint regressor, as the real file; written without chumpy or
+  scipy) of a stand-in head: 5023 vertices,
   5 joints, 300 + 50 blend shapes, with the 105 mediapipe points laid out as a simple face;
   ``FLAME/head_template.obj`` with its triangles;
 * ``smirk/l_eyelid.npy``, ``smirk/r_eyelid.npy``, ``smirk/mediapipe_landmark_embedding.npz``;
@@ -151,53 +152,76 @@ def flame_arrays(seed: int = 31) -> Dict[str, np.ndarray]:
     }
 
 
-def _pickle_with_chumpy(obj, path: str) -> None:
-    """Pickles ``obj`` (protocol 2, like the Python 2 original) with the arrays marked ``_Ch`` written
-    as ``chumpy.ch.Ch`` objects, without chumpy: a throwaway module stands in while writing."""
-    mods = {"chumpy": types.ModuleType("chumpy"), "chumpy.ch": types.ModuleType("chumpy.ch")}
+class _Record:
+    """Pickles as an instance of the class named by (module, name), holding its ``__dict__``."""
 
-    class Ch:  # noqa: D401 - what chumpy's Ch pickles as: the array in its __dict__ as x
-        pass
 
-    Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
-    mods["chumpy.ch"].Ch = Ch
-    mods["chumpy"].ch = mods["chumpy.ch"]
-    saved = {k: sys.modules.get(k) for k in mods}
+def _stand_in(module: str, name: str):
+    cls = type(name, (_Record,), {})
+    cls.__module__, cls.__qualname__ = module, name
+    return cls
 
-    def as_ch(a):
-        c = Ch()
-        c.__dict__.update({"x": a, "_dirty_vars": set(), "_itr": None, "_depends_on_deps": {},
-                           "_make_dense": False, "_make_sparse": False})
-        return c
 
-    data = {k: as_ch(v) if k in ("v_template", "shapedirs") else v for k, v in obj.items()}
+def chumpy_array(cls, a: np.ndarray):
+    """What chumpy's ``Ch`` pickles: the array as ``x`` in its ``__dict__``."""
+    c = cls()
+    c.__dict__.update({"x": a, "_dirty_vars": set(), "_itr": None, "_depends_on_deps": {},
+                       "_make_dense": False, "_make_sparse": False})
+    return c
+
+
+def csc_matrix(cls, dense: np.ndarray):
+    """What a scipy csc_matrix pickles (its ``__dict__``), from a dense [rows, cols] array."""
+    rows, cols = np.nonzero(dense.T)            # column-major: (column, row) pairs in column order
+    m = cls()
+    m.__dict__.update({"_shape": tuple(dense.shape), "maxprint": 50, "format": "csc",
+                       "data": dense.T[rows, cols].astype(np.float64), "indices": cols.astype(np.int32),
+                       "indptr": np.searchsorted(rows, np.arange(dense.shape[1] + 1)).astype(np.int32),
+                       "_has_sorted_indices": True})
+    return m
+
+
+def _pickle_with_stand_ins(obj, path: str, classes) -> None:
+    """Pickles ``obj`` with protocol 2 (like the Python 2 original) while throwaway modules make the
+    stand-in ``classes`` importable under their real names (chumpy, scipy.sparse need not be
+    installed); the previous modules are restored afterwards."""
+    saved = {}
     try:
-        sys.modules.update(mods)
+        for cls in classes:
+            parts = cls.__module__.split(".")
+            for i in range(1, len(parts) + 1):
+                name = ".".join(parts[:i])
+                if name not in sys.modules or i == len(parts):
+                    saved.setdefault(name, sys.modules.get(name))
+                    mod = types.ModuleType(name) if i == len(parts) or name not in sys.modules else sys.modules[name]
+                    sys.modules[name] = mod
+            setattr(sys.modules[cls.__module__], cls.__qualname__, cls)
         tmp = path + ".part"
         with open(tmp, "wb") as f:
-            pickle.dump(data, f, protocol=2)
+            pickle.dump(obj, f, protocol=2)
         os.replace(tmp, path)
     finally:
-        for k, m in saved.items():
-            if m is None:
-                sys.modules.pop(k, None)
+        for name, mod in saved.items():
+            if mod is None:
+                sys.modules.pop(name, None)
             else:
-                sys.modules[k] = m
+                sys.modules[name] = mod
 
 
 def write_flame(root: str) -> None:
-    import scipy.sparse
-
     a = flame_arrays()
     flame_dir = os.path.join(_root(root), "FLAME")
     smirk_dir = os.path.join(_root(root), "smirk")
     os.makedirs(flame_dir, exist_ok=True)
     os.makedirs(smirk_dir, exist_ok=True)
-    model = {k: a[k] for k in ("v_template", "shapedirs", "posedirs", "kintree_table", "weights", "f")}
-    model["J_regressor"] = scipy.sparse.csc_matrix(a["J_regressor"])
+    Ch, Csc = _stand_in("chumpy.ch", "Ch"), _stand_in("scipy.sparse.csc", "csc_matrix")
+    model = {k: a[k] for k in ("posedirs", "kintree_table", "weights", "f")}
+    model["v_template"] = chumpy_array(Ch, a["v_template"])
+    model["shapedirs"] = chumpy_array(Ch, a["shapedirs"])
+    model["J_regressor"] = csc_matrix(Csc, a["J_regressor"])
     model["J"] = a["J_regressor"] @ a["v_template"]
     model["bs_style"], model["bs_type"] = "lbs", "lrotmin"
-    _pickle_with_chumpy(model, os.path.join(*([root] + list(MODELS["a1_flame"]))))
+    _pickle_with_stand_ins(model, os.path.join(*([root] + list(MODELS["a1_flame"]))), (Ch, Csc))
     with open(os.path.join(flame_dir, "head_template.obj"), "w") as f:
         f.write("# stand-in FLAME head (demo)\n")
         f.writelines("v %.6f %.6f %.6f\n" % tuple(p) for p in a["v_template"])
