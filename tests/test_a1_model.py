@@ -170,3 +170,25 @@ def test_streaming_quantization_and_activation_estimate():
     assert model.activation_bytes((13, 60, 90), batch=2) > 1.5 * small
     assert model.activation_bytes((25, 60, 90)) > 1.5 * small
     assert CogVideoXTransformer.activation_bytes.__doc__
+
+
+def test_vae_tiles_keep_the_frame_size_and_cpu_convolution_is_exact():
+    import torch.nn.functional as F
+
+    from skyreels_pack.models.cogvideox.vae import CogVideoXVAE, CogVideoXVAEConfig, SafeConv3d, VAETiling
+
+    conv = SafeConv3d(4, 6, 3, padding=(0, 1, 1))
+    x = torch.randn(1, 4, 5, 9, 7)
+    assert torch.allclose(conv(x), F.conv3d(x, conv.weight, conv.bias, padding=(0, 1, 1)), atol=1e-5)
+    cfg = CogVideoXVAEConfig(block_out_channels=(4, 8, 8, 8), layers_per_block=1, norm_num_groups=4,
+                             sample_height=96, sample_width=160)
+    vae = CogVideoXVAE(cfg)
+    vae.load_state_dict(randomize(vae, 3))
+    video = torch.rand(1, 3, 1, 96, 128) * 2 - 1
+    z = torch.randn(1, 16, 3, 12, 16)
+    plain = vae.decode(z)
+    for tiling in (VAETiling.official(cfg), VAETiling(48, 64), VAETiling(40, 56)):  # strides 40/64, 40/51->48, 33->32/44->40
+        mean, logvar = vae.encode(video, tiling)
+        assert mean.shape == logvar.shape == (1, 16, 1, 12, 16)
+        out = vae.decode(z, tiling)
+        assert out.shape == plain.shape == (1, 3, 9, 96, 128) and torch.isfinite(out).all()

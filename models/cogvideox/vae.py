@@ -406,12 +406,13 @@ class CogVideoXVAE(nn.Module):
         th_px, tw_px, th, tw = self._tile_geometry(tiling, r) if tiling else (0, 0, 0, 0)
         if tiling is not None and (W > tw_px or H > th_px):
             stride = (int(th_px * (1 - tiling.overlap_height)), int(tw_px * (1 - tiling.overlap_width)))
-            # Tiles must start on the latent grid (they do for every official size: 200 / 288 px
-            # at 720x480); other tile sizes are snapped down instead of failing.
-            stride = tuple(max(r, v // r * r) for v in stride)
             blend = (int(th * tiling.overlap_height), int(tw * tiling.overlap_width))
-            h = self._tiled(self.encoder, video, self.ENCODE_FRAMES, (th_px, tw_px), stride, blend,
-                            (th - blend[0], tw - blend[1]), on_cpu=False)
+            keep = (th - blend[0], tw - blend[1])
+            # The official geometry is consistent (stride 200 / 288 px = kept 25 / 36 latents at
+            # 720x480); other tile sizes are made so instead of producing a wrong size.
+            stride = tuple(v if v == k * r else max(r, v // r * r) for v, k in zip(stride, keep))
+            keep = tuple(s // r for s in stride)
+            h = self._tiled(self.encoder, video, self.ENCODE_FRAMES, (th_px, tw_px), stride, blend, keep, on_cpu=False)
         else:
             h = self._run(self.encoder, video, self.ENCODE_FRAMES)
         mean, logvar = h.float().chunk(2, dim=1)
@@ -427,10 +428,10 @@ class CogVideoXVAE(nn.Module):
         h, w = z.shape[-2:]
         th_px, tw_px, th, tw = self._tile_geometry(tiling, r) if tiling else (0, 0, 0, 0)
         if tiling is not None and (w > tw or h > th):
-            stride = (int(th * (1 - tiling.overlap_height)), int(tw * (1 - tiling.overlap_width)))
+            stride = (max(1, int(th * (1 - tiling.overlap_height))), max(1, int(tw * (1 - tiling.overlap_width))))
             blend = (int(th_px * tiling.overlap_height), int(tw_px * tiling.overlap_width))
-            out = self._tiled(self.decoder, z, self.DECODE_FRAMES, (th, tw), stride, blend,
-                              (th_px - blend[0], tw_px - blend[1]), on_cpu=to_cpu)
+            keep = tuple(v * r for v in stride)  # = tile - blend for the official sizes (200 / 288 px)
+            out = self._tiled(self.decoder, z, self.DECODE_FRAMES, (th, tw), stride, blend, keep, on_cpu=to_cpu)
         else:
             out = self._run(self.decoder, z, self.DECODE_FRAMES)
         out = out.float()
