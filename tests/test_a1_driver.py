@@ -32,7 +32,7 @@ def _need_task():
 def portrait():
     from PIL import Image
 
-    return np.asarray(Image.open(os.path.join(EXAMPLES, inputs.PORTRAIT)).convert("RGB"))
+    return np.array(Image.open(os.path.join(EXAMPLES, inputs.PORTRAIT)).convert("RGB"))
 
 
 @pytest.fixture(scope="module")
