@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any, Optional, Tuple
 
 from .models.loading.checkpoint import CheckpointError, TensorSource, open_checkpoint
+from .memory.offload import prepare_for_sampling, release
+from .models.lora import apply_loras, load_lora, read_lora
 from .models.refs.encode import a2_clip_tokens, a2_condition, r2v_references
 from .models.refs.r2v import bucket_size as r2v_bucket_size
 from .models.text.umt5_loader import TextEncoder, load_umt5
@@ -46,6 +48,7 @@ __all__ = [
     "LatentSegment", "plan_extension", "ExtensionSettings", "ExtensionConditioning", "extend_video",
     "load_cogvideox_transformer", "load_cogvideox_vae", "plan_a1_video", "A1Codec", "A1VideoSettings",
     "generate_a1_video",
+    "load_lora", "read_lora", "apply_loras", "prepare_for_sampling", "release",
 ]
 
 COMPONENTS = ("dit", "vae", "umt5", "clip_vision")
