@@ -6,6 +6,7 @@ The A1 release is one folder (``SkyReels-A1-5B/``: ``transformer/``, ``vae/``, `
 """
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -318,7 +319,6 @@ class A1Sampler:
     def sample(self, model, vae, pose_guider, portrait, control_video, face_embedding, width, height, seed, steps, cfg,
                chunk_folder=""):
         from ..models.a1.portrait import frame_portrait, image_to_uint8, uint8_to_image
-        from ..models.placement import on_device
         from ..sampling.a1_video import A1Codec, A1VideoSettings, generate_a1_video
         from ..sampling.chunk_store import CollectFrames
         from .model_session import dit_session
@@ -341,8 +341,10 @@ class A1Sampler:
         sink = CollectFrames()
         with dit_session(model, ((settings.window_frames - 1) // 4 + 1, height // 8, width // 8)) as dit:
             device = dit.device
+            # The VAEs visit the device one at a time, without asking the host for room: that
+            # could unload the transformer in the middle of the run (budget: leave ~1 GB for them).
             codec = A1Codec(vae.vae, pose_guider.vae, device, vae.tiling, pose_guider.tiling,
-                            place=lambda m: on_device(m, device))
+                            place=lambda m: _visit(m, device))
             try:
                 res = generate_a1_video(dit, codec, settings, framed, control, face, sink, chunk_dir=folder or None)
             except ValueError as e:
@@ -376,6 +378,17 @@ class A1Resample:
         from ..media.frames import resample_frames
 
         return (resample_frames(images, fps, target_fps), float(target_fps))
+
+
+@contextlib.contextmanager
+def _visit(module: torch.nn.Module, device):
+    """``module`` on ``device`` for one call, then back where it was."""
+    home = next(module.parameters()).device
+    module.to(device)
+    try:
+        yield
+    finally:
+        module.to(home)
 
 
 def _face_tokens(output, cfg) -> torch.Tensor:

@@ -64,7 +64,7 @@ def portrait_animation() -> list:
 # VAE runs untiled (tiling is tested on its own); the example control video has 100 driving
 # frames: 3 windows, 100 output frames at 12 fps.
 SMOKE = {
-    "skyreels_a1_portrait_animation.json": (["face_detector=none", "tiled=false"], 100, 12.0),
+    "skyreels_a1_portrait_animation.json": (['face_detector="none"', "tiled=false"], 100, 12.0),
 }
 
 SHIPPED = {
