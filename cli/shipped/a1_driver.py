@@ -73,7 +73,7 @@ def drive_from_video() -> list:
 # VAE runs untiled.  The 3 s clip at 24 fps gives 36 driving frames at 12 fps: one window, 36
 # output frames.
 SMOKE = {
-    "skyreels_a1_drive_from_video.json": (["tiled=false", "retarget=2d"], 36, 12.0),
+    "skyreels_a1_drive_from_video.json": (["tiled=false", 'retarget="2d"'], 36, 12.0),
 }
 
 SHIPPED = {
