@@ -129,3 +129,21 @@ class A1FaceEncoderHandle:
     encoder: object                 # models.vision.siglip.SiglipFaceEncoder
     path: str
     detector_path: Optional[str] = None  # a MediaPipe FaceLandmarker .task; None = the portrait's centre square
+
+
+# --------------------------------------------------------------------------- SkyReels-A1 landmark driver
+
+A1_DRIVER = "SKYREELS_A1_DRIVER"
+
+
+@dataclass
+class A1DriverHandle:
+    landmarker_path: str                     # a MediaPipe FaceLandmarker .task
+    smirk: Optional[torch.nn.Module] = None  # models.a1.smirk.SmirkEncoder (3D retargeting)
+    flame: Optional[torch.nn.Module] = None  # models.a1.flame.Flame
+    bs2eye: Optional[object] = None          # numpy [52, 6] blendshape -> eye pose map, optional
+    folder: str = ""                         # the A1 folder searched for smirk/ and FLAME/
+
+    @property
+    def has_3d(self) -> bool:
+        return self.smirk is not None and self.flame is not None

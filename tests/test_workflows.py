@@ -61,21 +61,20 @@ def test_shipped_workflows_carry_official_defaults_and_a_models_note():
 @pytest.mark.parametrize("name", sorted(SMOKE))
 def test_workflow_runs_headless(name, demo_models, tmp_path, capsys):
     extra, frames = SMOKE[name][:2]
-    _run_smoke(name, extra, frames, demo_models, tmp_path, capsys, _fps(name))
+    _run_smoke(name, extra, frames, _fps(name), demo_models, tmp_path, capsys)
 
 
 @pytest.mark.parametrize("label", sorted(EXTRA_SMOKE))
 def test_workflow_runs_headless_with_other_models(label, demo_models, tmp_path, capsys):
     name, extra, frames = EXTRA_SMOKE[label]
-    _run_smoke(name, SMOKE[name][0] + extra, frames, demo_models, tmp_path, capsys, _fps(name))
+    _run_smoke(name, SMOKE[name][0] + extra, frames, _fps(name), demo_models, tmp_path, capsys)
 
 
 def _fps(name):
-    """The frame rate of a workflow's video: SMOKE's optional third field, else 24."""
     return SMOKE[name][2] if len(SMOKE[name]) > 2 else 24.0
 
 
-def _run_smoke(name, extra, frames, demo_models, tmp_path, capsys, fps=24.0):
+def _run_smoke(name, extra, frames, fps, demo_models, tmp_path, capsys):
     out = tmp_path / "out"
     rc = main(["run", os.path.join(WORKFLOWS, name), "--models", demo_models, "--output", str(out), "--quiet"]
               + _sets(SMOKE_COMMON + extra))

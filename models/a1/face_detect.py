@@ -11,7 +11,8 @@ missing package gives a one-line message).
 from __future__ import annotations
 
 import os
-from typing import Optional
+from dataclasses import dataclass
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -31,16 +32,35 @@ def _mediapipe():
     return mp, BaseOptions, vision
 
 
-class FaceLandmarks:
-    """A MediaPipe FaceLandmarker from a ``.task`` file; ``landmarks(rgb)`` -> [478, 2] pixels or None."""
+@dataclass
+class FaceResult:
+    """One face: ``points`` [478, 3] normalised (x / width, y / height, z) float64 as MediaPipe
+    returns them, ``blendshapes`` [52] scores (None unless asked for), the image ``size`` (h, w)."""
+    points: np.ndarray
+    blendshapes: Optional[np.ndarray]
+    size: Tuple[int, int]
 
-    def __init__(self, model_path: str):
+    def pixels(self) -> np.ndarray:
+        """[478, 2] float64 pixel (x, y)."""
+        h, w = self.size
+        return self.points[:, :2] * np.array([w, h], dtype=np.float64)
+
+
+class FaceLandmarks:
+    """A MediaPipe FaceLandmarker from a ``.task`` file; ``landmarks(rgb)`` -> [478, 2] pixels or None.
+
+    ``min_confidence``: the face detection and presence thresholds (MediaPipe's default 0.5; the
+    official A1 driver uses 0.1); ``blendshapes``: also return the 52 blendshape scores."""
+
+    def __init__(self, model_path: str, min_confidence: float = 0.5, blendshapes: bool = False):
         if not os.path.isfile(model_path):
             raise FileNotFoundError("face landmark model not found: %s" % model_path)
         if not model_path.lower().endswith(".task"):
             raise ValueError("%s is not a MediaPipe FaceLandmarker .task file (the A1 release ships "
                              "mediapipe/face_landmarker_v2_with_blendshapes.task)" % os.path.basename(model_path))
         self.model_path = model_path
+        self.min_confidence = float(min_confidence)
+        self.blendshapes = bool(blendshapes)
         self._landmarker = None
 
     def _open(self):
@@ -49,7 +69,10 @@ class FaceLandmarks:
             with open(self.model_path, "rb") as f:
                 data = f.read()
             options = vision.FaceLandmarkerOptions(base_options=BaseOptions(model_asset_buffer=data), num_faces=1,
-                                                   running_mode=vision.RunningMode.IMAGE)
+                                                   running_mode=vision.RunningMode.IMAGE,
+                                                   min_face_detection_confidence=self.min_confidence,
+                                                   min_face_presence_confidence=self.min_confidence,
+                                                   output_face_blendshapes=self.blendshapes)
             try:
                 self._landmarker = vision.FaceLandmarker.create_from_options(options)
             except Exception as e:
@@ -57,16 +80,23 @@ class FaceLandmarks:
                                  % (os.path.basename(self.model_path), str(e).splitlines()[0] if str(e) else e)) from e
         return self._landmarker
 
-    def landmarks(self, image_rgb: np.ndarray) -> Optional[np.ndarray]:
-        """[478, 2] float64 pixel (x, y) of the most prominent face, or None."""
+    def detect(self, image_rgb: np.ndarray) -> Optional[FaceResult]:
+        """The most prominent face of an [H, W, 3] uint8 RGB image, or None."""
         mp, _, _ = _mediapipe()
         img = np.ascontiguousarray(np.asarray(image_rgb, dtype=np.uint8)[..., :3])
         result = self._open().detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=img))
         if not result.face_landmarks:
             return None
-        h, w = img.shape[:2]
-        pts = result.face_landmarks[0]
-        return np.array([[p.x * w, p.y * h] for p in pts], dtype=np.float64)
+        pts = np.array([[p.x, p.y, p.z] for p in result.face_landmarks[0]], dtype=np.float64)
+        shapes = None
+        if self.blendshapes and getattr(result, "face_blendshapes", None):
+            shapes = np.array([c.score for c in result.face_blendshapes[0]], dtype=np.float32)
+        return FaceResult(pts, shapes, (img.shape[0], img.shape[1]))
+
+    def landmarks(self, image_rgb: np.ndarray) -> Optional[np.ndarray]:
+        """[478, 2] float64 pixel (x, y) of the most prominent face, or None."""
+        face = self.detect(image_rgb)
+        return None if face is None else face.pixels()
 
     def five_points(self, image_rgb: np.ndarray) -> np.ndarray:
         """[5, 2] float32 alignment points; raises :class:`NoFaceError` when there is no face."""

@@ -1,7 +1,6 @@
 """Golden runners for SkyReels-A1 (../shared/golden/a1): the transformer, the CogVideoX VAE and pose
 guider, the sampler (one window and two fused windows), SigLIP, the face alignment and the
-long-video frame plan.  The landmark driver kinds (issue 13) are registered separately."""
-import pytest
+long-video frame plan.  The landmark driver kinds (issue 13) are in ``a1_driver.py``."""
 import torch
 
 from golden_cases import assert_close
@@ -163,15 +162,3 @@ RUNNERS = {
     "a1_long_plan": _long_plan,
 }
 
-
-def _landmark_driver_not_built(case):
-    pytest.skip("A1 landmark driver (issue 13) not built yet: %s" % case.kind)
-
-
-# The landmark driver (part 2, issue 13) replaces these.
-LANDMARK_DRIVER_RUNNERS = {
-    "a1_landmark_draw_ref": _landmark_driver_not_built,
-    "a1_landmark_draw_retarget": _landmark_driver_not_built,
-    "a1_retarget": _landmark_driver_not_built,
-}
-RUNNERS.update(LANDMARK_DRIVER_RUNNERS)
