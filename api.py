@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import Any, Optional, Tuple
 
 from .models.loading.checkpoint import CheckpointError, TensorSource, open_checkpoint
+from .memory.offload import prepare_for_sampling, release
+from .models.lora import apply_loras, load_lora, read_lora
 from .models.refs.encode import a2_clip_tokens, a2_condition, r2v_references
 from .models.refs.r2v import bucket_size as r2v_bucket_size
 from .models.text.umt5_loader import TextEncoder, load_umt5
@@ -30,6 +32,10 @@ from .sampling.guidance import Denoiser, ModelInputs, ReferenceDenoiser
 from .sampling.sigmas import flow_schedule
 from .sampling.video_codec import VideoCodec
 from .sampling.video_sampler import SampleSettings, sample_video
+from .models.cogvideox.loader import load_cogvideox_transformer
+from .models.cogvideox.vae_loader import load_cogvideox_vae
+from .sampling.a1_plan import plan_a1_video
+from .sampling.a1_video import A1Codec, A1VideoSettings, generate_a1_video
 
 __all__ = [
     "load", "detect_component", "COMPONENTS", "CheckpointError", "TensorSource",
@@ -40,6 +46,9 @@ __all__ = [
     "CollectFrames", "ChunkFolder",
     "a2_condition", "a2_clip_tokens", "r2v_references", "r2v_bucket_size", "ReferenceDenoiser",
     "LatentSegment", "plan_extension", "ExtensionSettings", "ExtensionConditioning", "extend_video",
+    "load_lora", "read_lora", "apply_loras", "prepare_for_sampling", "release",
+    "load_cogvideox_transformer", "load_cogvideox_vae", "plan_a1_video", "A1Codec", "A1VideoSettings",
+    "generate_a1_video",
 ]
 
 COMPONENTS = ("dit", "vae", "umt5", "clip_vision")

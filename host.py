@@ -321,10 +321,15 @@ def _walk_bounded(root: str):
                 stack.append((os.path.join(folder, d), depth + 1))
 
 
-def list_models(kind: str, include_folders: bool = True) -> List[str]:
+WEIGHT_FILE_EXTENSIONS = LISTED_EXTENSIONS
+
+
+def list_models(kind: str, include_folders: bool = True, extensions: Optional[Iterable[str]] = None) -> List[str]:
     """Model names under the folders of ``kind``: files, and folders that hold a model
     (a ``config.json``, an index or several shards), relative to their root, sorted.
-    Symbolic links are followed, each real folder once, so a link loop cannot hang it."""
+    ``extensions``: the file endings to list (default: weight files).  Symbolic links are
+    followed, each real folder once, so a link loop cannot hang it."""
+    exts = tuple(e.lower() for e in extensions) if extensions is not None else WEIGHT_FILE_EXTENSIONS
     found = set()
     for root in model_folders(kind):
         if not os.path.isdir(root):
@@ -334,7 +339,7 @@ def list_models(kind: str, include_folders: bool = True) -> List[str]:
             if include_folders and rel_dir != "." and _looks_like_model_folder(filenames):
                 found.add(rel_dir.replace(os.sep, "/"))
             for f in filenames:
-                if f.lower().endswith(LISTED_EXTENSIONS):
+                if f.lower().endswith(exts):
                     rel = os.path.normpath(os.path.join(rel_dir, f))
                     found.add(rel.replace(os.sep, "/"))
     return sorted(found)

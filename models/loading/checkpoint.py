@@ -87,6 +87,13 @@ class TensorSource:
     def get(self, key: str) -> torch.Tensor:
         return self._handles[self._where[key]].get(key)
 
+    def quantized(self, key: str):
+        """The stored quantized form of ``key`` (a GGUF ``QuantizedTensor``), or None for a
+        plain tensor; ``get`` always returns the dequantized tensor."""
+        handle = self._handles[self._where[key]]
+        fn = getattr(handle, "quantized", None) if handle is not self else None
+        return fn(key) if fn is not None else None
+
     def nbytes(self) -> int:
         total = 0
         for k, s in self._shape.items():
@@ -205,7 +212,9 @@ def _open_file(path: str):
     if low.endswith((".pth", ".pt", ".bin", ".ckpt")):
         return _TorchFile(path)
     if low.endswith(".gguf"):
-        raise CheckpointError("%s is a GGUF file; GGUF is not supported yet. Use a .safetensors file." % path)
+        from .gguf import GGUFFile
+
+        return GGUFFile(path)
     raise CheckpointError("unknown weight file type: %s" % path)
 
 
@@ -315,7 +324,6 @@ _WHOLE = ("dim", "ffn_dim", "num_heads", "num_layers", "in_dim", "out_dim", "tex
           "relative_attention_num_buckets", "relative_attention_max_distance", "hidden_size", "intermediate_size",
           "num_hidden_layers", "image_size", "z_dim", "base_dim")
 _EPS = ("eps", "layer_norm_epsilon", "layer_norm_eps")
-_NULLABLE = ("image_dim", "pos_embed_seq_len")  # null = absent, in diffusers configs
 MAX_CONFIG_INT = 1 << 20
 
 
@@ -334,9 +342,7 @@ def check_config(cfg, where: str) -> dict:
         return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_CONFIG_INT
 
     for key, v in cfg.items():
-        if v is None:
-            if key in _WHOLE + _EPS + ("patch_size", "latents_mean", "latents_std") and key not in _NULLABLE:
-                raise bad(key, v, "set (a number)")
+        if v is None:  # absent (diffusers writes null for unset settings); loaders that need it: require_set
             continue
         if key in _WHOLE and not whole(v):
             raise bad(key, v, "a whole number from 1 to %d" % MAX_CONFIG_INT)
@@ -355,6 +361,15 @@ def check_config(cfg, where: str) -> dict:
         if key in ("vision_config", "text_config") and isinstance(v, dict):
             check_config(v, "%s (%s)" % (where, key))
     return cfg
+
+
+def require_set(cfg: Optional[dict], keys: Sequence[str], where: Optional[str]) -> None:
+    """A CheckpointError naming ``where`` when one of ``keys`` is present but null (the loader
+    reads it as a number)."""
+    for key in keys:
+        if cfg and key in cfg and cfg[key] is None:
+            raise CheckpointError("%s: %r is null; it must be set (a number). Fix or remove the file."
+                                  % (where or "config.json", key))
 
 
 def read_config(path: str, component: Optional[str] = None) -> Optional[dict]:

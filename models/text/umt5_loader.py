@@ -114,6 +114,12 @@ def load_umt5_model(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, 
 def _build(source: TensorSource, file_config: Optional[dict], where: Optional[str], weight_dtype: str,
            compute_dtype: Optional[torch.dtype], device, config: Optional[UMT5Config] = None
            ) -> Tuple[UMT5Encoder, UMT5Config]:
+    from ..loading.checkpoint import config_file, require_set
+
+    if file_config and where:
+        require_set(file_config, ("vocab_size", "d_model", "d_kv", "d_ff", "num_heads", "num_layers",
+                                  "relative_attention_num_buckets", "relative_attention_max_distance",
+                                  "layer_norm_epsilon"), config_file(where, "umt5"))
     device = torch.device(device)
     if compute_dtype is None:
         compute_dtype = default_compute_dtype(device)

@@ -317,6 +317,13 @@ class WanDiT(nn.Module):
 
     # ------------------------------------------------------------------ pieces
 
+    def key_aliases(self, name: str):
+        """Other spellings of parameter ``name`` in files in circulation: the diffusers name
+        (LoRAs made for diffusers' transformer find their layers through it)."""
+        from .dit_keys import official_to_diffusers
+
+        return [official_to_diffusers(name)]
+
     @property
     def device(self) -> torch.device:
         return self.patch_embedding.weight.device
