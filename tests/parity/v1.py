@@ -3,6 +3,8 @@ import torch
 
 from skyreels_pack.models.hunyuan.dit_config import HunyuanDiTConfig
 from skyreels_pack.models.hunyuan.dit_loader import load_hunyuan_dit
+from skyreels_pack.models.hunyuan.vae import HunyuanVAEConfig, OfficialTiling
+from skyreels_pack.models.hunyuan.vae_loader import load_hunyuan_vae
 
 
 def run_dit(case):
@@ -21,9 +23,36 @@ def run_dit(case):
     return {"out": out}
 
 
+def _vae(case):
+    declared = HunyuanVAEConfig.from_diffusers(case.config)
+    model, cfg = load_hunyuan_vae(case.weights, dtype=torch.float32, config=declared)
+    p = case.params
+    assert cfg.scaling_factor == p["scaling_factor"]
+    model.tiling = OfficialTiling(
+        use_tiling=p["use_tiling"], framewise=p["use_framewise_decoding"], sample_min=p["tile_sample_min_width"],
+        sample_stride=p["tile_sample_stride_width"], sample_min_frames=p["tile_sample_min_num_frames"],
+        sample_stride_frames=p["tile_sample_stride_num_frames"])
+    assert p["tile_sample_min_height"] == p["tile_sample_min_width"]
+    return model
+
+
+def run_vae_encode(case):
+    model = _vae(case)
+    mean, logvar = model.posterior(model.encode_moments(case.inputs["video"]))
+    sample = model.sample(mean, logvar, case.inputs["noise"])
+    return {"mean": mean, "logvar": logvar, "sample": sample, "image_latents": model.scale(sample)}
+
+
+def run_vae_decode(case):
+    model = _vae(case)
+    return {"video": model.decode(model.unscale(case.inputs["latents"]))}
+
+
 FAMILY = "v1"
 
 RUNNERS = {
     "hunyuan_dit_t2v": run_dit,
     "hunyuan_dit_i2v": run_dit,
+    "hunyuan_vae_encode": run_vae_encode,
+    "hunyuan_vae_decode": run_vae_decode,
 }
