@@ -1,8 +1,10 @@
-"""Classifier-free guidance around a Wan DiT: the velocity the solvers step with.
+"""Classifier-free guidance around a DiT: the velocity the solvers step with.
 
 ``Denoiser(model, cond, uncond, scale)(x, t)`` returns ``v_u + scale (v_c - v_u)``; with a
 scale of 1 (or no negative) only the conditional pass runs.  ``cond`` and ``uncond`` are
-:class:`ModelInputs`: what the DiT takes besides the latent and the timestep.
+what the DiT takes besides the latent and the timestep: :class:`ModelInputs` for the Wan DiT,
+:class:`HunyuanInputs` for HunyuanVideo (SkyReels-V1, whose embedded guidance rides with
+each branch); each knows how to call its model (``call``).
 """
 from __future__ import annotations
 
@@ -34,6 +36,39 @@ class ModelInputs:
         return replace(self, context=move(self.context), clip_fea=move(self.clip_fea), y=move(self.y))
 
 
+    def call(self, model, x: torch.Tensor, t: torch.Tensor, cache=None) -> torch.Tensor:
+        """The velocity of a Wan DiT for this branch."""
+        y = self.y
+        if y is not None and y.shape[2] != x.shape[2]:
+            raise ValueError("the conditioning has %d latent frames, the latent %d" % (y.shape[2], x.shape[2]))
+        return model(x, t, self.context, clip_fea=self.clip_fea, y=y, fps=self.fps, cache=cache)
+
+
+@dataclass
+class HunyuanInputs:
+    """Per-branch inputs of the HunyuanVideo DiT (SkyReels-V1, see ``HunyuanDiT.forward``)."""
+
+    text: torch.Tensor                          # [B, L, 4096] Llama states
+    pooled: torch.Tensor                        # [B, 768] CLIP-L pooled text
+    text_mask: Optional[torch.Tensor] = None    # [B, L], ones then zeros; None = all valid
+    guidance: float = 1.0                       # embedded guidance scale (the model gets it × 1000)
+    image_latents: Optional[torch.Tensor] = None  # [B, 16, F, h, w], scaled; image-to-video
+
+    def to(self, model) -> "HunyuanInputs":
+        dev = model.device
+        move = lambda t: None if t is None else t.to(dev)  # noqa: E731
+        return replace(self, text=move(self.text), pooled=move(self.pooled), text_mask=move(self.text_mask),
+                       image_latents=move(self.image_latents))
+
+    def call(self, model, x: torch.Tensor, t: torch.Tensor, cache=None) -> torch.Tensor:
+        g = torch.full((x.shape[0],), float(self.guidance) * 1000.0, dtype=torch.float32, device=x.device)
+        img = self.image_latents
+        if img is not None and img.shape[0] != x.shape[0]:
+            img = img.expand(x.shape[0], *img.shape[1:])
+        return model(x, t, self.text, self.pooled, guidance=g, text_mask=self.text_mask, image_latents=img,
+                     cache=cache)
+
+
 class Denoiser:
     def __init__(self, model, cond: ModelInputs, uncond: Optional[ModelInputs], scale: float,
                  caches=(None, None)):
@@ -48,12 +83,9 @@ class Denoiser:
     def uses_cfg(self) -> bool:
         return self.uncond is not None and self.scale != 1.0
 
-    def _run(self, x, t, inputs: ModelInputs, cache):
+    def _run(self, x, t, inputs, cache):
         self.calls += 1
-        y = inputs.y
-        if y is not None and y.shape[2] != x.shape[2]:
-            raise ValueError("the conditioning has %d latent frames, the latent %d" % (y.shape[2], x.shape[2]))
-        return self.model(x, t, inputs.context, clip_fea=inputs.clip_fea, y=y, fps=inputs.fps, cache=cache)
+        return inputs.call(self.model, x, t, cache)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         v_c = self._run(x, t, self.cond, self.caches[0])

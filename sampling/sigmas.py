@@ -10,6 +10,9 @@ Two grids are in use:
   appended.
 * ``diffusers``: diffusers ``UniPCMultistepScheduler(use_flow_sigmas=True)`` (A2, V3-R2V):
   unshifted b = linspace(1, 1/1000, N+1)[:N]; the model gets the float ``1000 sigma``.
+* ``hunyuan``: diffusers ``FlowMatchEulerDiscreteScheduler`` as SkyReels-V1 (HunyuanVideo)
+  drives it: b = linspace(1, 0, N+1)[:N] cast to float32, the shift computed in float32,
+  the model gets the float32 ``1000 sigma`` (not rounded: 1000.0, 995.0981, 989.899, ...).
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from typing import List
 import numpy as np
 import torch
 
-GRIDS = ("official", "diffusers")
+GRIDS = ("official", "diffusers", "hunyuan")
 
 
 @dataclass
@@ -53,6 +56,10 @@ def flow_schedule(steps: int, shift: float, grid: str = "official") -> Schedule:
         b = np.linspace(1.0, 1.0 / 1000, steps + 1)[:steps]
         s = shift_sigmas(b, shift)
         timesteps = torch.from_numpy((s * 1000).astype(np.float32))
+    elif grid == "hunyuan":
+        b = np.linspace(1.0, 0.0, steps + 1)[:steps].astype(np.float32)
+        s = (shift * b / (1 + (shift - 1) * b)).astype(np.float32)  # float32 arithmetic, as the scheduler
+        timesteps = torch.from_numpy(s) * 1000.0
     else:
         raise ValueError("unknown sigma grid %r; choose one of %s" % (grid, ", ".join(GRIDS)))
     sigmas = torch.from_numpy(np.concatenate([s, [0.0]]).astype(np.float32))

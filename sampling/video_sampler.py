@@ -13,7 +13,7 @@ from .noise import NoiseSource
 from .sigmas import flow_schedule
 
 SOLVER_CHOICES = ("unipc", "euler")
-GRID_CHOICES = ("official", "diffusers")
+GRID_CHOICES = ("official", "diffusers")  # "hunyuan" is SkyReels-V1's own (sigmas.GRIDS)
 
 
 @dataclass
@@ -27,11 +27,20 @@ class SampleSettings:
 
 
 def sample_video(model, shape: Sequence[int], cond: ModelInputs, uncond: Optional[ModelInputs],
-                 settings: SampleSettings, caches: Tuple[object, object] = (None, None)) -> torch.Tensor:
-    """Sample a normalised latent of ``shape`` [B, 16, F, h, w]; returns it on the CPU, float32."""
+                 settings: SampleSettings, caches: Tuple[object, object] = (None, None),
+                 noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Sample a normalised latent of ``shape`` [B, 16, F, h, w]; returns it on the CPU, float32.
+
+    ``cond`` / ``uncond``: :class:`ModelInputs` (Wan) or :class:`HunyuanInputs`; ``noise``
+    replaces the seeded initial noise when given."""
     device = model.device
     schedule = flow_schedule(settings.steps, settings.shift, settings.sigma_grid)
-    x = NoiseSource(settings.seed).randn(shape, device=device)
+    if noise is not None:
+        if tuple(noise.shape) != tuple(shape):
+            raise ValueError("noise has shape %s, expected %s" % (list(noise.shape), list(shape)))
+        x = noise.to(device=device, dtype=torch.float32)
+    else:
+        x = NoiseSource(settings.seed).randn(shape, device=device)
     den = Denoiser(model, cond, uncond, settings.cfg, caches)
     with torch.no_grad(), Progress(settings.steps, "sampling") as bar:
         x = sample_flow(den, x, schedule, settings.solver, progress=bar)
