@@ -97,3 +97,45 @@ def test_vae_keys(prefix):
     names = {k: k[len(prefix):] for k in source.keys()}
     plan = plan_keys(source.keys(), names.get)
     check_keys(net, plan, source, "HunyuanVideo VAE")
+
+
+@pytest.mark.parametrize("naming", ["transformers", "comfy"])
+def test_llama_keys(naming):
+    from skyreels_pack.models.hunyuan import text_encoder as te
+
+    listed = _listed("llava-llama3-8b-text.%s.json" % naming)
+    source = _meta_source(listed)
+    prefix = te.llama_prefix(source.keys())
+    assert prefix == ("model." if naming == "comfy" else "")
+    cfg = te.llama_config({k[len(prefix):]: v for k, v in listed.items()})
+    assert (cfg.vocab_size, cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers) == (128320, 4096, 14336, 32)
+    assert (cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim) == (32, 8, 128)
+    keep = cfg.num_hidden_layers - te.LAYERS_SKIPPED
+    with torch.device("meta"):
+        net = te.build_llama(te.truncated_config(cfg, keep))
+    plan = plan_keys(source.keys(), te.llama_key_map(prefix, keep))
+    check_keys(net, plan, source, "Llama text encoder")
+    # only the last two layers and the final norm are left unread (hidden_states[-3] never sees them)
+    unread = {k[len(prefix):].split(".")[1] if k[len(prefix):].startswith("layers.") else k[len(prefix):]
+              for k in plan.ignored}
+    assert unread == {"30", "31", "norm.weight"}
+
+
+def test_clip_l_keys():
+    from skyreels_pack.models.hunyuan import text_encoder as te
+
+    listed = _listed("clip-l-text.transformers.json")
+    for prefix in ("", "clip_l."):
+        source = _meta_source({prefix + k: v for k, v in listed.items()})
+        assert te.clip_prefix(source.keys()) == prefix
+        head = prefix + "text_model."
+        cfg = te.clip_config({k[len(head):]: v for k, v in source.shapes().items() if k.startswith(head)})
+        assert (cfg.vocab_size, cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads,
+                cfg.max_position_embeddings, cfg.hidden_act) == (49408, 768, 12, 12, 77, "quick_gelu")
+        from transformers import CLIPTextModel
+
+        with torch.device("meta"):
+            net = CLIPTextModel(cfg)
+        plan = plan_keys(source.keys(), te.clip_key_map(prefix, cfg))
+        check_keys(net, plan, source, "CLIP-L text encoder")
+        assert all(k.endswith(("text_projection.weight", "logit_scale", "position_ids")) for k in plan.ignored)

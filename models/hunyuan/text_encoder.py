@@ -119,6 +119,39 @@ def llama_config(shapes: Mapping[str, Sequence[int]], file_config: Optional[dict
         tie_word_embeddings=False, bos_token_id=None, eos_token_id=None, pad_token_id=None)
 
 
+def truncated_config(cfg, keep: int):
+    built = copy.deepcopy(cfg)
+    built.num_hidden_layers = keep
+    built._attn_implementation = "sdpa"
+    return built
+
+
+def build_llama(built) -> nn.Module:
+    """LlamaModel with ``built.num_hidden_layers`` layers, no final norm, our Linear layers."""
+    from transformers import LlamaModel
+
+    m = LlamaModel(built)
+    m.norm = nn.Identity()
+    return _swap_linears(m)
+
+
+def llama_key_map(prefix: str, keep: int):
+    """file key -> model key: the embedding and the first ``keep`` layers; everything else
+    (the last layers, the final norm, an lm_head, a vision tower) is not read."""
+    layer_rx = re.compile(r"^layers\.(\d+)\.")
+
+    def to_model(k: str) -> Optional[str]:
+        if not k.startswith(prefix):
+            return None
+        rest = k[len(prefix):]
+        m = layer_rx.match(rest)
+        if m:
+            return rest if int(m.group(1)) < keep else None
+        return rest if rest == "embed_tokens.weight" else None
+
+    return to_model
+
+
 class LlamaEncoder:
     """The first N−2 layers of a LlamaModel (no final norm), with its tokenizer."""
 
@@ -172,7 +205,6 @@ def load_llama_encoder(path: Union[str, Dict[str, torch.Tensor], TensorSource], 
     """Load llava-llama-3-8b (transformers or ComfyUI naming, fp16 / bf16 / fp8 / scaled fp8).
 
     Only the first N − ``skip_layers`` layers are built and read."""
-    from transformers import LlamaModel
     from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
     device = torch.device(device)
@@ -197,27 +229,10 @@ def load_llama_encoder(path: Union[str, Dict[str, torch.Tensor], TensorSource], 
     keep = cfg.num_hidden_layers - skip_layers
     if keep < 1:
         raise CheckpointError("%s has %d layers; %d are needed" % (where, cfg.num_hidden_layers, skip_layers + 1))
-    built = copy.deepcopy(cfg)
-    built.num_hidden_layers = keep
-    built._attn_implementation = "sdpa"
-    layer_rx = re.compile(r"^layers\.(\d+)\.")
-
-    def to_model(k: str) -> Optional[str]:
-        if not k.startswith(prefix):
-            return None
-        rest = k[len(prefix):]
-        m = layer_rx.match(rest)
-        if m:
-            return rest if int(m.group(1)) < keep else None
-        return rest if rest == "embed_tokens.weight" else None
-
-    def factory():
-        m = LlamaModel(built)
-        m.norm = nn.Identity()
-        return _swap_linears(m)
-
+    built = truncated_config(cfg, keep)
     policy = storage_policy(parse_weight_dtype(weight_dtype), compute_dtype, llama_fp8_eligible)
-    model = build_and_fill(factory, source, to_model, "Llama text encoder", policy, device)
+    model = build_and_fill(lambda: build_llama(built), source, llama_key_map(prefix, keep), "Llama text encoder",
+                           policy, device)
     model.rotary_emb = LlamaRotaryEmbedding(config=built).to(device)  # its buffers are computed, not stored
     model.eval().requires_grad_(False)
     if tokenizer is not None and tokenizer.vocab_size > cfg.vocab_size:
@@ -258,6 +273,21 @@ def clip_config(shapes: Mapping[str, Sequence[int]], file_config: Optional[dict]
         max_position_embeddings=int(shapes["embeddings.position_embedding.weight"][0]),
         hidden_act=fc.get("hidden_act", "quick_gelu"), layer_norm_eps=float(fc.get("layer_norm_eps", 1e-5)),
         bos_token_id=0, pad_token_id=1, eos_token_id=2)  # eos 2: the legacy argmax rule of the released config
+
+
+def clip_key_map(prefix: str, cfg):
+    """file key -> model key for CLIPTextModel (transformers 4 keeps the ``text_model.`` level
+    inside the module, 5 drops it); ``text_projection`` / ``logit_scale`` are not read."""
+    from transformers import CLIPTextModel
+
+    head = prefix + "text_model."
+    with torch.device("meta"):
+        inner = "text_model." if any(k.startswith("text_model.") for k in CLIPTextModel(cfg).state_dict()) else ""
+
+    def to_model(k: str) -> Optional[str]:
+        return inner + k[len(head):] if k.startswith(head) and not k.endswith("position_ids") else None
+
+    return to_model
 
 
 def _clip_core(model: nn.Module) -> nn.Module:
@@ -315,13 +345,8 @@ def load_clip_l(path: Union[str, Dict[str, torch.Tensor], TensorSource], *,
     except KeyError as e:
         raise CheckpointError("%s looks like a CLIP text encoder but lacks %s" % (where, e)) from e
     cfg._attn_implementation = "sdpa"
-    with torch.device("meta"):  # transformers 4 keeps the "text_model." level inside the module, 5 drops it
-        inner = "text_model." if any(k.startswith("text_model.") for k in CLIPTextModel(cfg).state_dict()) else ""
-
-    def to_model(k: str) -> Optional[str]:
-        return inner + k[len(head):] if k.startswith(head) and not k.endswith("position_ids") else None
-
-    model = build_and_fill(lambda: _swap_linears(CLIPTextModel(cfg)), source, to_model, "CLIP-L text encoder",
+    model = build_and_fill(lambda: _swap_linears(CLIPTextModel(cfg)), source, clip_key_map(prefix, cfg),
+                           "CLIP-L text encoder",
                            lambda key, dt: compute_dtype if dt.is_floating_point else dt, device)
     _clip_core(model).embeddings.register_buffer(
         "position_ids", torch.arange(cfg.max_position_embeddings, device=device).expand((1, -1)), persistent=False)
