@@ -61,12 +61,12 @@ class HunyuanInputs:
                        image_latents=move(self.image_latents))
 
     def call(self, model, x: torch.Tensor, t: torch.Tensor, cache=None) -> torch.Tensor:
-        g = torch.full((x.shape[0],), float(self.guidance) * 1000.0, dtype=torch.float32, device=x.device)
-        img = self.image_latents
-        if img is not None and img.shape[0] != x.shape[0]:
-            img = img.expand(x.shape[0], *img.shape[1:])
-        return model(x, t, self.text, self.pooled, guidance=g, text_mask=self.text_mask, image_latents=img,
-                     cache=cache)
+        """The velocity of a HunyuanVideo DiT for this branch; one prompt serves a batch."""
+        B = x.shape[0]
+        fit = lambda v: v if v is None or v.shape[0] == B else v.expand(B, *v.shape[1:])  # noqa: E731
+        g = torch.full((B,), float(self.guidance) * 1000.0, dtype=torch.float32, device=x.device)
+        return model(x, t, fit(self.text), fit(self.pooled), guidance=g, text_mask=fit(self.text_mask),
+                     image_latents=fit(self.image_latents), cache=cache)
 
 
 class Denoiser:

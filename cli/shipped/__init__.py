@@ -20,9 +20,9 @@ import os
 from typing import Dict, List
 
 from ..workflow_builder import build, dumps
-from . import wan_v2, wan_v2_inputs
+from . import v1, wan_v2, wan_v2_inputs
 
-FAMILIES = (wan_v2,)
+FAMILIES = (wan_v2, v1)
 INPUT_WRITERS = (wan_v2_inputs.write_example_inputs,)
 
 SHIPPED: Dict = {}
