@@ -78,10 +78,10 @@ def t2v() -> list:
         Node(13, "SkyReelsV1VAEDecode", (1180, 40), {}, {"vae": (3, 0), "latent": (12, 0)}),
         Node(14, "SkyReelsSaveVideo", (1180, 200), {"fps": 24.0, "filename_prefix": "SkyReels/v1_t2v"},
              {"images": (13, 0)}),
-        Note(90, (800, 430), _note(["v1_t2v", "v1_llama", "v1_clip", "v1_vae"],
+        Note(90, (800, 380), _note(["v1_t2v", "v1_llama", "v1_clip", "v1_vae"],
                                    "SkyReels-V1 text-to-video (HunyuanVideo 13B), official defaults: 960x544, 97 "
                                    "frames (4 s at 24 fps), 30 steps, cfg 6 with the official negative prompt, "
-                                   "embedded guidance 1.0, shift 7, seed 42. Prompts start with 'FPS-24, '.")),
+                                   "embedded guidance 1.0, shift 7, seed 42. Prompts start with 'FPS-24, '."), size=(360, 460)),
     ]
 
 
@@ -97,11 +97,11 @@ def i2v() -> list:
         Node(13, "SkyReelsV1VAEDecode", (1180, 40), {}, {"vae": (3, 0), "latent": (12, 0)}),
         Node(14, "SkyReelsSaveVideo", (1180, 200), {"fps": 24.0, "filename_prefix": "SkyReels/v1_i2v"},
              {"images": (13, 0)}),
-        Note(90, (800, 430), _note(["v1_i2v", "v1_llama", "v1_clip", "v1_vae"],
+        Note(90, (800, 380), _note(["v1_i2v", "v1_llama", "v1_clip", "v1_vae"],
                                    "SkyReels-V1 image-to-video (HunyuanVideo 13B, 32-channel I2V model), official "
                                    "defaults: 960x544 (the image is center-cropped to it), 97 frames, 30 steps, cfg "
                                    "6, embedded guidance 1.0, shift 7. Put the start image in ComfyUI/input; "
-                                   "describe it in the prompt.")),
+                                   "describe it in the prompt."), size=(360, 460)),
     ]
 
 
