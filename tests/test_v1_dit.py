@@ -214,3 +214,34 @@ def test_diffusers_and_comfy_namings_load_the_same_model():
         diff.update(zip(parts, pieces))
     m, _ = load_hunyuan_dit(diff, weight_dtype="fp32", axes_dim=cfg.axes_dim)
     assert m.naming == "diffusers" and torch.equal(run(m, i), reference)
+
+
+def test_sampler_node_reads_comfy_conditioning_and_refuses_mismatches():
+    from skyreels_pack.models.hunyuan.conditioning import make_conditioning
+    from skyreels_pack.nodes.base import NodeError
+    from skyreels_pack.nodes.handles import DiTHandle
+    from skyreels_pack.nodes.v1 import V1Sampler
+
+    cfg = tiny_config()
+    handle = DiTHandle(tiny_model(cfg), cfg, "tiny_t2v.safetensors")
+    i = inputs(cfg)
+    pos = make_conditioning(i["text"], i["pooled"])
+    comfy_pos = [[i["text"], {"pooled_output": i["pooled"], "guidance": 6.0}]]
+    neg = make_conditioning(i["text"][:, :3] * 0.5, i["pooled"] * 0.5)
+    latent = {"samples": torch.zeros(1, 16, *LATENT)}
+    args = dict(seed=5, steps=2, cfg=6.0, embedded_guidance=1.0, shift=7.0)
+    out = V1Sampler().sample(handle, pos, neg, latent, **args)[0]["samples"]
+    assert out.shape == (1, 16) + LATENT and torch.isfinite(out).all()
+    assert torch.equal(V1Sampler().sample(handle, comfy_pos, neg, latent, **args)[0]["samples"], out)
+    # cfg 1: the negative is never read
+    V1Sampler().sample(handle, pos, [], latent, **dict(args, cfg=1.0))
+    with pytest.raises(NodeError, match="text-to-video model but the conditioning carries a start image"):
+        V1Sampler().sample(handle, [[i["text"], {"pooled_output": i["pooled"],
+                                                 "concat_latent_image": torch.zeros(1, 16, 1, 4, 6)}]],
+                           neg, latent, **args)
+    i2v_cfg = tiny_config(in_channels=32)
+    i2v = DiTHandle(tiny_model(i2v_cfg), i2v_cfg, "tiny_i2v")
+    with pytest.raises(NodeError, match="image-to-video model"):
+        V1Sampler().sample(i2v, pos, neg, latent, **args)
+    with_image = [[i["text"], {"pooled_output": i["pooled"], "concat_latent_image": torch.randn(1, 16, 1, 4, 6)}]]
+    assert V1Sampler().sample(i2v, with_image, neg, latent, **args)[0]["samples"].shape == (1, 16) + LATENT
