@@ -39,19 +39,15 @@ def test_shipped_workflows_carry_official_defaults_and_a_models_note():
         data = wf.load(os.path.join(WORKFLOWS, name))
         notes = [n for n in data["nodes"] if n["type"] == "Note"]
         assert notes and "ComfyUI/models/" in notes[0]["widgets_values"][0], name
+        if not name.startswith("skyreels_v2_"):
+            continue  # other families test their own official defaults
         api = wf.to_api(data, NODE_CLASS_MAPPINGS)
-        sampler = next(n for n in api.values()
-                       if n["class_type"] in ("SkyReelsSampler", "SkyReelsDFSampler", "SkyReelsV1Sampler"))
+        sampler = next(n for n in api.values() if n["class_type"] in ("SkyReelsSampler", "SkyReelsDFSampler"))
         assert sampler["inputs"]["steps"] == 30
         size = sampler["inputs"] if "width" in sampler["inputs"] else next(
             n["inputs"] for n in api.values() if "width" in n["inputs"])
         assert (size["width"], size["height"]) == (960, 544)
-        if sampler["class_type"] == "SkyReelsV1Sampler":  # SkyReels-V1: video_generate.py defaults
-            assert (sampler["inputs"]["cfg"], sampler["inputs"]["shift"], sampler["inputs"]["embedded_guidance"],
-                    sampler["inputs"]["seed"]) == (6.0, 7.0, 1.0, 42), name
-            frames = next(n["inputs"]["num_frames"] for n in api.values() if "num_frames" in n["inputs"])
-            assert frames == 97, name
-        elif "i2v" in name and "df" not in name:
+        if "i2v" in name and "df" not in name:
             assert (sampler["inputs"]["cfg"], sampler["inputs"]["shift"]) == (5.0, 5.0)
         if name == "skyreels_v2_t2v.json":
             assert (sampler["inputs"]["cfg"], sampler["inputs"]["shift"]) == (6.0, 8.0)

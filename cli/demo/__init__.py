@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import os
 
-from . import v1, wan_v2
+from . import refs, v1, wan_v2
 from .common import randomize  # noqa: F401  (used by tests and benchmarks)
 
-FAMILIES = (wan_v2, v1)
+FAMILIES = (wan_v2, refs, v1)
 MARKER = "skyreels_demo_models.json"
 
 

@@ -20,10 +20,10 @@ import os
 from typing import Dict, List
 
 from ..workflow_builder import build, dumps
-from . import v1, wan_v2, wan_v2_inputs
+from . import refs, refs_inputs, v1, wan_v2, wan_v2_inputs
 
-FAMILIES = (wan_v2, v1)
-INPUT_WRITERS = (wan_v2_inputs.write_example_inputs,)
+FAMILIES = (wan_v2, refs, v1)
+INPUT_WRITERS = (wan_v2_inputs.write_example_inputs, refs_inputs.write_example_inputs)
 
 SHIPPED: Dict = {}
 MODELS: Dict = {}
