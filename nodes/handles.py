@@ -96,6 +96,7 @@ class V1TextEncoderHandle:
     llama_path: str
     clip_path: str
     run_on_cpu: bool = False
+    vram_budget_gb: float = 0.0     # 0 = the whole Llama on the GPU while encoding
 
 
 @dataclass

@@ -115,6 +115,11 @@ class V1TextEncoderLoader:
                 "run_on_cpu": ("BOOLEAN", {
                     "default": False,
                     "tooltip": "Encode on the CPU (slower, no GPU memory): for cards that cannot hold the 8B Llama."}),
+                "vram_budget_gb": ("FLOAT", {
+                    "default": 0.0, "min": 0.0, "max": 1024.0, "step": 0.5,
+                    "tooltip": "GPU memory the Llama may use while encoding, in GB. 0 = all of it on the GPU (about "
+                               "7.5 GB in fp8, 15 GB in fp16). With a budget its layers stream in (e.g. 3 on an 8 GB "
+                               "card)."}),
             },
             "optional": {
                 "llama_tokenizer": ("STRING", {"default": "", "tooltip": "Folder with the Llama-3 tokenizer.json, "
@@ -124,7 +129,7 @@ class V1TextEncoderLoader:
             },
         }
 
-    def load(self, llama, clip, weight_dtype, run_on_cpu, llama_tokenizer="", clip_tokenizer=""):
+    def load(self, llama, clip, weight_dtype, run_on_cpu, vram_budget_gb, llama_tokenizer="", clip_tokenizer=""):
         from ..models.hunyuan.text_encoder import HunyuanTextEncoder, load_clip_l, load_llama_encoder
         from ..models.hunyuan.tokenizers import TokenizerError
         from ..models.loading.checkpoint import CheckpointError
@@ -139,7 +144,8 @@ class V1TextEncoderLoader:
                              tokenizer_path=clip_tokenizer or None)
         except (CheckpointError, TokenizerError) as e:
             raise NodeError(str(e)) from e
-        return (handles.V1TextEncoderHandle(HunyuanTextEncoder(lm, cl), llama_path, clip_path, bool(run_on_cpu)),)
+        return (handles.V1TextEncoderHandle(HunyuanTextEncoder(lm, cl), llama_path, clip_path, bool(run_on_cpu),
+                                            float(vram_budget_gb)),)
 
 
 class V1TextEncode:
@@ -177,12 +183,21 @@ class V1TextEncode:
         if add_fps_prefix:
             prompt = with_fps_prefix(prompt)
         enc = text_encoder.encoder
-        device = torch.device("cpu") if text_encoder.run_on_cpu else None
-        out = []
-        for module, fn in ((enc.llama.model, enc.llama.encode), (enc.clip.model, enc.clip.encode)):
-            with on_device(module, device):
-                out.append([fn(p).float().cpu() for p in (prompt, negative_prompt)])
-        (pos_text, neg_text), (pos_pooled, neg_pooled) = out
+        prompts = (prompt, negative_prompt)
+        if text_encoder.run_on_cpu:
+            texts = [enc.llama.encode(p) for p in prompts]
+        else:
+            from ..memory.offload import prepare_for_sampling, release
+
+            prepare_for_sampling(enc.llama.model, host.torch_device(), text_encoder.vram_budget_gb or None,
+                                 latent_shape=(1, 1, 1))
+            try:
+                texts = [enc.llama.encode(p) for p in prompts]
+            finally:
+                release(enc.llama.model)
+        with on_device(enc.clip.model, torch.device("cpu") if text_encoder.run_on_cpu else None):
+            pooled = [enc.clip.encode(p) for p in prompts]
+        (pos_text, neg_text), (pos_pooled, neg_pooled) = [t.float().cpu() for t in texts], pooled
         return (make_conditioning(pos_text, pos_pooled), make_conditioning(neg_text, neg_pooled))
 
 

@@ -109,3 +109,29 @@ def test_comfyui_conditioning_is_read_like_ours(encoders):
     assert hc.raw_image_latent([[text, {"concat_latent_image": raw}]]) is raw
     lat = hc.image_latents_for(raw, 3)
     assert torch.equal(lat[:, :, 0], raw[:, :, 0] * 0.476986) and not lat[:, :, 1:].any()
+
+
+def test_llama_layers_stream_under_a_vram_budget(encoders):
+    from skyreels_pack.memory import offload
+    from skyreels_pack.memory.budget import GB
+    from skyreels_pack.memory.streamable import activations_of, blocks_of
+
+    from test_memory import FakeDevice
+
+    _, llama, _ = encoders
+    model = llama.model
+    assert blocks_of(model) == list(model.layers)
+    reference = llama.encode("FPS-24, a red kite over the sea")
+    sizes = offload.estimate_bytes(model)
+    act = activations_of(model, (1, 1, 1), compute_dtype=torch.float32)
+    budget = sizes["rest"] + act + max(sizes["per_block"]) + 1024  # one layer on the device at a time
+    fake = FakeDevice()
+    plan = offload.prepare_for_sampling(model, "cpu", budget / GB, prefetch=False, latent_shape=(1, 1, 1),
+                                        transfer=fake)
+    assert plan.resident == () and len(plan.streamed) == 2
+    try:
+        assert torch.equal(llama.encode("FPS-24, a red kite over the sea"), reference)
+        assert len(fake.fetched) == 2 and fake.peak <= budget - act
+    finally:
+        offload.release(model)
+    assert fake.current == 0 and model.block_hooks is None

@@ -135,6 +135,42 @@ def build_llama(built) -> nn.Module:
     return _swap_linears(m)
 
 
+def make_streamable(model: nn.Module) -> nn.Module:
+    """Give a transformers LlamaModel the :mod:`memory.streamable` protocol, so a VRAM budget can
+    stream its decoder layers like DiT blocks: the layers are the blocks, forward hooks call
+    ``model.block_hooks`` around each one."""
+    layers = list(model.layers)
+    model.block_hooks = None
+    model.streamable_blocks = lambda: layers
+
+    def activation_bytes(latent_shape=None, batch=1, compute_dtype=torch.bfloat16, teacache=False,
+                         tokens=CROP_START + MAX_TEXT_TOKENS):
+        cfg = model.config
+        c = torch.empty((), dtype=compute_dtype).element_size()
+        return int(batch * tokens * (8 * cfg.hidden_size + 3 * cfg.intermediate_size) * c * 1.5)
+
+    model.activation_bytes = activation_bytes
+
+    def before(i):
+        def hook(module, args):
+            if model.block_hooks is not None:
+                model.block_hooks.before_block(i, module)
+            return None
+        return hook
+
+    def after(i):
+        def hook(module, args, output):
+            if model.block_hooks is not None:
+                model.block_hooks.after_block(i, module)
+            return None
+        return hook
+
+    for i, layer in enumerate(layers):
+        layer.register_forward_pre_hook(before(i))
+        layer.register_forward_hook(after(i))
+    return model
+
+
 def llama_key_map(prefix: str, keep: int):
     """file key -> model key: the embedding and the first ``keep`` layers; everything else
     (the last layers, the final norm, an lm_head, a vision tower) is not read."""
@@ -235,6 +271,8 @@ def load_llama_encoder(path: Union[str, Dict[str, torch.Tensor], TensorSource], 
                            policy, device)
     model.rotary_emb = LlamaRotaryEmbedding(config=built).to(device)  # its buffers are computed, not stored
     model.eval().requires_grad_(False)
+    make_streamable(model)
+    model.compute_dtype = compute_dtype
     if tokenizer is not None and tokenizer.vocab_size > cfg.vocab_size:
         raise CheckpointError("the tokenizer (%s) has %d tokens but the Llama embedding only %d rows; they do not "
                               "belong together" % (tokenizer.source, tokenizer.vocab_size, cfg.vocab_size))
