@@ -219,9 +219,10 @@ class V1VAELoader:
                                                   "its memory)."}),
                 "tiling": (["official", "small tiles"], {
                     "default": "official",
-                    "tooltip": "official: the official tiles (5 latent frames, 256 px tiles, in-place cross-fades), "
-                               "about 3 GB for a 544x960 decode in fp32. small tiles: ours, any tile size (below), "
-                               "blended seams; for 8 GB cards."}),
+                    "tooltip": "official: the official tiles (windows of 5 latent frames, 256 px tiles, in-place "
+                               "cross-fades), about 6 GB of working memory in fp32 (half in bf16). small tiles: ours, "
+                               "any tile size (below; 128 px needs about 1.5 GB in fp32), blended seams; for 8 GB "
+                               "cards."}),
                 "tile_size": ("INT", {"default": 128, "min": 64, "max": 1024, "step": 32,
                                       "tooltip": "Tile size in pixels for 'small tiles'."}),
                 "tile_overlap": ("INT", {"default": 48, "min": 0, "max": 512, "step": 8,
