@@ -220,7 +220,7 @@ class V1VAELoader:
                 "tiling": (["official", "small tiles"], {
                     "default": "official",
                     "tooltip": "official: the official tiles (windows of 5 latent frames, 256 px tiles, in-place "
-                               "cross-fades), about 6 GB of working memory in fp32 (half in bf16). small tiles: ours, "
+                               "cross-fades), about 6 GB of working memory in fp32 (bf16 about half). small tiles: ours, "
                                "any tile size (below; 128 px needs about 1.5 GB in fp32), blended seams; for 8 GB "
                                "cards."}),
                 "tile_size": ("INT", {"default": 128, "min": 64, "max": 1024, "step": 32,
