@@ -17,11 +17,13 @@ from .models.hunyuan.text_encoder import HunyuanTextEncoder, load_clip_l, load_l
 from .models.hunyuan.vae import HunyuanVAE, HunyuanVAEConfig
 from .models.hunyuan.vae_loader import load_hunyuan_vae
 from .models.loading.checkpoint import CheckpointError, TensorSource, open_checkpoint
+from .memory.offload import prepare_for_sampling, release
+from .models.lora import apply_loras, load_lora, read_lora
 from .models.refs.encode import a2_clip_tokens, a2_condition, r2v_references
 from .models.refs.r2v import bucket_size as r2v_bucket_size
 from .models.text.umt5_loader import TextEncoder, load_umt5
 from .models.vision.clip_loader import ImageEncoder, load_clip_vision
-from .models.wan.dit import WanDiT
+from .models.wan.dit import LatentSegment, WanDiT
 from .models.wan.dit_config import WanDiTConfig
 from .models.wan.dit_loader import load_wan_dit
 from .models.wan.latent_space import denormalize, normalize
@@ -30,6 +32,8 @@ from .models.wan.vae_loader import load_wan_vae
 from .sampling.chunk_store import ChunkFolder, CollectFrames
 from .sampling.df_plan import DFPlanError, plan_df_video
 from .sampling.df_video import DFConditioning, DFVideoSettings, generate_df_video
+from .sampling.extension_plan import plan_extension
+from .sampling.extension_video import ExtensionConditioning, ExtensionSettings, extend_video
 from .sampling.guidance import Denoiser, HunyuanInputs, ModelInputs, ReferenceDenoiser
 from .sampling.sigmas import flow_schedule
 from .sampling.video_codec import VideoCodec
@@ -43,6 +47,8 @@ __all__ = [
     "plan_df_video", "DFPlanError", "DFVideoSettings", "DFConditioning", "generate_df_video",
     "CollectFrames", "ChunkFolder",
     "a2_condition", "a2_clip_tokens", "r2v_references", "r2v_bucket_size", "ReferenceDenoiser",
+    "LatentSegment", "plan_extension", "ExtensionSettings", "ExtensionConditioning", "extend_video",
+    "load_lora", "read_lora", "apply_loras", "prepare_for_sampling", "release",
     "load_hunyuan_dit", "HunyuanDiT", "HunyuanDiTConfig", "load_hunyuan_vae", "HunyuanVAE", "HunyuanVAEConfig",
     "load_llama_encoder", "load_clip_l", "HunyuanTextEncoder", "HunyuanInputs",
 ]

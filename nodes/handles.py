@@ -7,7 +7,7 @@ configuration and the run-time settings chosen on the loader.  Socket type names
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 
@@ -26,12 +26,23 @@ STEP_CACHE = "SKYREELS_STEP_CACHE"
 
 
 @dataclass
+class LoRASpec:
+    """One LoRA on a DiT handle: the file matched against the model, and its strength."""
+
+    name: str
+    path: str
+    strength: float
+    resolved: object                # models.lora.targets.ResolvedLoRA
+
+
+@dataclass
 class DiTHandle:
     model: torch.nn.Module          # models.wan.dit.WanDiT
     config: object                  # models.wan.dit_config.WanDiTConfig
     path: str
     vram_budget_gb: float = 0.0     # 0 = no budget (the whole model on the GPU when it fits)
     compile: bool = False
+    loras: Tuple[LoRASpec, ...] = ()  # applied at the start of each sampling job (LoRA nodes add to it)
 
     @property
     def name(self) -> str:

@@ -13,8 +13,8 @@ from .guidance import Denoiser, ModelInputs, ReferenceDenoiser
 from .noise import NoiseSource
 from .sigmas import flow_schedule
 
-SOLVER_CHOICES = ("unipc", "euler")
-GRID_CHOICES = ("official", "diffusers")  # "hunyuan" is SkyReels-V1's own (sigmas.GRIDS)
+SOLVER_CHOICES = ("unipc", "euler", "lcm")
+GRID_CHOICES = ("official", "diffusers", "simple")  # "hunyuan" is SkyReels-V1's own (sigmas.GRIDS)
 
 
 @dataclass
@@ -39,16 +39,17 @@ def sample_video(model, shape: Sequence[int], cond: ModelInputs, uncond: Optiona
     replaces the seeded initial noise when given."""
     device = model.device
     schedule = flow_schedule(settings.steps, settings.shift, settings.sigma_grid)
+    source = NoiseSource(settings.seed)
     if noise is not None:
         if tuple(noise.shape) != tuple(shape):
             raise ValueError("noise has shape %s, expected %s" % (list(noise.shape), list(shape)))
         x = noise.to(device=device, dtype=torch.float32)
     else:
-        x = NoiseSource(settings.seed).randn(shape, device=device)
+        x = source.randn(shape, device=device)
     if getattr(cond, "time_refs", None) is not None:
         den = ReferenceDenoiser(model, cond, uncond, settings.cfg, settings.cfg_img, caches)
     else:
         den = Denoiser(model, cond, uncond, settings.cfg, caches)
     with torch.no_grad(), Progress(settings.steps, "sampling") as bar:
-        x = sample_flow(den, x, schedule, settings.solver, progress=bar)
+        x = sample_flow(den, x, schedule, settings.solver, progress=bar, noise=source)
     return x.float().cpu()

@@ -26,11 +26,13 @@ pytestmark = pytest.mark.skipif(os.environ.get("SKYREELS_COMFYHOST") != "1" or n
 def _small(name, tmp_path):
     data = wf.load(os.path.join(ROOT, "workflows", name))
     extra, _ = SMOKE[name]
-    values = {}
+    count = 0
     for item in SMOKE_COMMON + extra:
         k, v = item.split("=", 1)
-        values[k] = json.loads(v)
-    assert wf.set_ui_widgets(data, NODE_CLASS_MAPPINGS, values) >= 3
+        node, _, name = k.rpartition(".")  # NODE.INPUT: only nodes of that type or title
+        nodes = [n for n in data["nodes"] if not node or node in (n.get("type"), n.get("title"))]
+        count += wf.set_ui_widgets({"nodes": nodes}, NODE_CLASS_MAPPINGS, {name: json.loads(v)})
+    assert count >= 3
     p = tmp_path / name
     p.write_text(json.dumps(data))
     return str(p)

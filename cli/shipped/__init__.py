@@ -7,6 +7,9 @@ Each family module exports:
   (the demo models use the same names, in the same formats as the real files);
 * ``SMOKE``: {file name: (["INPUT=VALUE", ...], frames)}: the CPU-sized run of the tests
   (besides width=128, height=96, steps=3) and the frame count of the video it writes;
+* optionally ``EXTRA_SMOKE``: {label: (file name, ["INPUT=VALUE", ...], frames)}: more runs of
+  any family's workflow with other settings or models (on top of its ``SMOKE`` entry), e.g.
+  the T2V workflow on a GGUF DiT;
 
 Example media the workflows load are drawn by the writers in ``INPUT_WRITERS``
 (``python . build-workflows --inputs``).
@@ -20,16 +23,19 @@ import os
 from typing import Dict, List
 
 from ..workflow_builder import build, dumps
-from . import refs, refs_inputs, v1, wan_v2, wan_v2_inputs
+from . import extension, extension_inputs, loras, refs, refs_inputs, v1, wan_v2, wan_v2_inputs
 
-FAMILIES = (wan_v2, refs, v1)
-INPUT_WRITERS = (wan_v2_inputs.write_example_inputs, refs_inputs.write_example_inputs)
+FAMILIES = (wan_v2, refs, extension, loras, v1)
+INPUT_WRITERS = (wan_v2_inputs.write_example_inputs, refs_inputs.write_example_inputs,
+                 extension_inputs.write_example_inputs)
 
 SHIPPED: Dict = {}
 MODELS: Dict = {}
 SMOKE: Dict = {}
+EXTRA_SMOKE: Dict = {}
 for _fam in FAMILIES:
-    for _mine, _all in ((_fam.SHIPPED, SHIPPED), (_fam.MODELS, MODELS), (_fam.SMOKE, SMOKE)):
+    for _mine, _all in ((_fam.SHIPPED, SHIPPED), (_fam.MODELS, MODELS), (_fam.SMOKE, SMOKE),
+                        (getattr(_fam, "EXTRA_SMOKE", {}), EXTRA_SMOKE)):
         _clash = set(_mine) & set(_all)
         assert not _clash, "%s repeats %s" % (_fam.__name__, sorted(_clash))
         _all.update(_mine)
