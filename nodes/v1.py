@@ -44,8 +44,8 @@ class V1ModelLoader:
             "required": {
                 "model": (model_list("diffusion_models"), {
                     "tooltip": "A file or folder in ComfyUI's models/diffusion_models: skyreels_hunyuan_t2v_bf16 / "
-                               "_fp8_e4m3fn, skyreels_hunyuan_i2v_*, or the Skywork/SkyReels-V1-Hunyuan-T2V / -I2V "
-                               "folder."}),
+                               "_fp8_e4m3fn, skyreels_hunyuan_i2v_* (.safetensors or .gguf), or the "
+                               "Skywork/SkyReels-V1-Hunyuan-T2V / -I2V folder."}),
                 "weight_dtype": (WEIGHT_DTYPES, {
                     "default": "auto",
                     "tooltip": "How weights are kept in memory. auto: fp8 files stay fp8, others in the compute dtype. "

@@ -245,3 +245,22 @@ def test_sampler_node_reads_comfy_conditioning_and_refuses_mismatches():
         V1Sampler().sample(i2v, pos, neg, latent, **args)
     with_image = [[i["text"], {"pooled_output": i["pooled"], "concat_latent_image": torch.randn(1, 16, 1, 4, 6)}]]
     assert V1Sampler().sample(i2v, with_image, neg, latent, **args)[0]["samples"].shape == (1, 16) + LATENT
+
+
+def test_gguf_file_loads_with_quantized_linears(tmp_path):
+    pytest.importorskip("gguf")
+    from skyreels_pack.memory.gguf_quant import GGUFLinear
+    from skyreels_pack.models.loading.gguf_writer import write_gguf
+
+    cfg = tiny_config(hidden_size=256, num_heads=2, axes_dim=(16, 56, 56))
+    sd = tiny_weights(cfg)
+    reference = run(tiny_model(cfg), inputs(cfg))
+    path = str(tmp_path / "skyreels_hunyuan_t2v-Q8_0.gguf")
+    write_gguf(path, sd, "hyvid", types="Q8_0")
+    model, got = load_hunyuan_dit(path, weight_dtype="auto", compute_dtype=torch.float32)
+    assert got == cfg and isinstance(model.single_blocks[0].linear1, GGUFLinear)
+    rel = ((run(model, inputs(cfg)) - reference).norm() / reference.norm()).item()
+    assert rel < 0.02
+    with pytest.raises(CheckpointError, match="general.architecture = wan"):
+        write_gguf(str(tmp_path / "wan.gguf"), sd, "wan", types="F16")
+        load_hunyuan_dit(str(tmp_path / "wan.gguf"))

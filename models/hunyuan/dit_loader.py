@@ -1,7 +1,8 @@
 """Load the SkyReels-V1 / HunyuanVideo DiT from any checkpoint in circulation.
 
 Accepted: Kijai's and Comfy-Org's single files (original naming, bf16 or fp8_e4m3fn, scaled
-fp8), ComfyUI-saved checkpoints (prefix ``model.diffusion_model.``), the official diffusers
+fp8), GGUF files (``hyvid``, e.g. Kijai's SkyReels I2V Q4_K_S ... Q8_0; Linear weights stay
+quantized), ComfyUI-saved checkpoints (prefix ``model.diffusion_model.``), the official diffusers
 folders ``Skywork/SkyReels-V1-Hunyuan-{T2V,I2V}`` (``config.json`` + shards + index, or a
 pipeline's ``transformer/``), ``.pth`` read with ``weights_only=True``.  T2V (16 input
 channels) or I2V (32) and every size are read from the weights; the model is built on the
@@ -92,6 +93,10 @@ def load_hunyuan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *,
     if compute_dtype is None:
         compute_dtype = default_compute_dtype(device)
     source, file_config, where = open_weights(path, "dit")
+    if "general.architecture" in source.metadata:  # GGUF (city96 layout): the family is written in the file
+        from ..loading.gguf import check_architecture
+
+        check_architecture(source, "hyvid", "HunyuanVideo / SkyReels-V1 DiT")
     found = detect(source)
     if found is None:
         raise CheckpointError(
@@ -114,4 +119,5 @@ def load_hunyuan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *,
     model.eval().requires_grad_(False)
     model.source_path = where
     model.naming = naming
+    model.source_types = source.metadata.get("gguf.tensor_types", "")
     return model, config

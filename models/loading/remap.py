@@ -87,5 +87,12 @@ class RemappedSource(TensorSource):
             t = torch.cat(pieces, dim=0)
         return transform(t) if transform is not None else t
 
+    def quantized(self, key: str):
+        """Renamed tensors keep a GGUF file's quantized form; concatenated ones are dequantized."""
+        parts, transform = self._recipe[key]
+        if len(parts) == 1 and transform is None:
+            return self.base.quantized(parts[0])
+        return None
+
     def close(self) -> None:
         self.base.close()
