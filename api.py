@@ -38,6 +38,10 @@ from .sampling.guidance import Denoiser, HunyuanInputs, ModelInputs, ReferenceDe
 from .sampling.sigmas import flow_schedule
 from .sampling.video_codec import VideoCodec
 from .sampling.video_sampler import SampleSettings, sample_video
+from .models.cogvideox.loader import load_cogvideox_transformer
+from .models.cogvideox.vae_loader import load_cogvideox_vae
+from .sampling.a1_plan import plan_a1_video
+from .sampling.a1_video import A1Codec, A1VideoSettings, generate_a1_video
 
 __all__ = [
     "load", "detect_component", "COMPONENTS", "CheckpointError", "TensorSource",
@@ -49,6 +53,8 @@ __all__ = [
     "a2_condition", "a2_clip_tokens", "r2v_references", "r2v_bucket_size", "ReferenceDenoiser",
     "LatentSegment", "plan_extension", "ExtensionSettings", "ExtensionConditioning", "extend_video",
     "load_lora", "read_lora", "apply_loras", "prepare_for_sampling", "release",
+    "load_cogvideox_transformer", "load_cogvideox_vae", "plan_a1_video", "A1Codec", "A1VideoSettings",
+    "generate_a1_video",
     "load_hunyuan_dit", "HunyuanDiT", "HunyuanDiTConfig", "load_hunyuan_vae", "HunyuanVAE", "HunyuanVAEConfig",
     "load_llama_encoder", "load_clip_l", "HunyuanTextEncoder", "HunyuanInputs",
 ]

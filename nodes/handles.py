@@ -117,3 +117,57 @@ class V1VAEHandle:
     vae: torch.nn.Module            # models.hunyuan.vae.HunyuanVAE
     path: str
     tile: Optional[object] = None
+
+
+# --------------------------------------------------------------------------- SkyReels-A1
+
+A1_MODEL = "SKYREELS_A1_MODEL"
+COGVIDEOX_VAE = "SKYREELS_COGVIDEOX_VAE"
+A1_FACE_ENCODER = "SKYREELS_A1_FACE_ENCODER"
+
+
+@dataclass
+class A1ModelHandle:
+    model: torch.nn.Module          # models.cogvideox.transformer.CogVideoXTransformer
+    config: object                  # models.cogvideox.config.CogVideoXConfig
+    path: str
+    vram_budget_gb: float = 0.0
+    compile: bool = False
+
+    @property
+    def name(self) -> str:
+        import os
+
+        return os.path.basename(self.path.rstrip("/\\"))
+
+
+@dataclass
+class CogVideoXVAEHandle:
+    vae: torch.nn.Module            # models.cogvideox.vae.CogVideoXVAE (the A1 VAE or its pose guider)
+    path: str
+    tiling: Optional[object] = None  # models.cogvideox.vae.VAETiling or None (untiled)
+
+
+@dataclass
+class A1FaceEncoderHandle:
+    encoder: object                 # models.vision.siglip.SiglipFaceEncoder
+    path: str
+    detector_path: Optional[str] = None  # a MediaPipe FaceLandmarker .task; None = the portrait's centre square
+
+
+# --------------------------------------------------------------------------- SkyReels-A1 landmark driver
+
+A1_DRIVER = "SKYREELS_A1_DRIVER"
+
+
+@dataclass
+class A1DriverHandle:
+    landmarker_path: str                     # a MediaPipe FaceLandmarker .task
+    smirk: Optional[torch.nn.Module] = None  # models.a1.smirk.SmirkEncoder (3D retargeting)
+    flame: Optional[torch.nn.Module] = None  # models.a1.flame.Flame
+    bs2eye: Optional[object] = None          # numpy [52, 6] blendshape -> eye pose map, optional
+    folder: str = ""                         # the A1 folder searched for smirk/ and FLAME/
+
+    @property
+    def has_3d(self) -> bool:
+        return self.smirk is not None and self.flame is not None

@@ -9,6 +9,9 @@
   ``lcm``): the clean prediction ``x0 = x - sigma v``, then fresh noise at the next sigma,
   ``(1 - sigma_next) x0 + sigma_next noise`` (none after the last step).  The noise comes
   from a seeded :class:`sampling.noise.NoiseSource`, so runs repeat exactly.
+* :class:`DDIMSolver`: deterministic DDIM (eta 0) with v-prediction on a discrete ᾱ schedule
+  (``sampling.alphas``), as diffusers' ``CogVideoXDDIMScheduler`` steps SkyReels-A1: the
+  coefficients are float64 numbers applied in the sample's float32.
 
 A solver holds its own multistep history, so diffusion forcing keeps one per latent frame.
 """
@@ -152,6 +155,36 @@ class UniPCSolver:
         rhos = torch.tensor([0.5]) if order == 1 else torch.linalg.solve(R, b)
         res = sum(r.to(dev) * d for r, d in zip(rhos[:-1], d1s)) if d1s else 0
         return first(last) - ab * (res + rhos[-1].to(dev) * (model_t - m0))
+
+
+class DDIMSolver:
+    """``step(v, x)``: from timestep t_i to t_i - num_train // N (see ``alphas.DiscreteSchedule``)."""
+
+    def __init__(self, schedule):
+        self.schedule = schedule
+        self.index = 0
+
+    @property
+    def done(self) -> bool:
+        return self.index >= self.schedule.steps
+
+    def coefficients(self, i: int):
+        """(sqrt(a_t), sqrt(1 - a_t), c1, c2) of step ``i`` as Python floats (float64)."""
+        s = self.schedule
+        a_t = s.alpha(int(s.timesteps[i]))
+        a_p = s.alpha(s.prev_timestep(i))
+        c1 = ((1 - a_p) / (1 - a_t)) ** 0.5
+        return a_t ** 0.5, (1 - a_t) ** 0.5, c1, a_p ** 0.5 - a_t ** 0.5 * c1
+
+    def step(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.done:
+            raise RuntimeError("the solver has already taken all %d steps" % self.schedule.steps)
+        sa, sb, c1, c2 = self.coefficients(self.index)
+        dtype = x.dtype
+        x, v = x.float(), v.float()
+        x0 = sa * x - sb * v
+        self.index += 1
+        return (c1 * x + c2 * x0).to(dtype)
 
 
 def make_solver(name: str, sigmas: torch.Tensor, noise=None):

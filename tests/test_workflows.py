@@ -60,17 +60,21 @@ def test_shipped_workflows_carry_official_defaults_and_a_models_note():
 
 @pytest.mark.parametrize("name", sorted(SMOKE))
 def test_workflow_runs_headless(name, demo_models, tmp_path, capsys):
-    extra, frames = SMOKE[name]
-    _run_smoke(name, extra, frames, demo_models, tmp_path, capsys)
+    extra, frames = SMOKE[name][:2]
+    _run_smoke(name, extra, frames, _fps(name), demo_models, tmp_path, capsys)
 
 
 @pytest.mark.parametrize("label", sorted(EXTRA_SMOKE))
 def test_workflow_runs_headless_with_other_models(label, demo_models, tmp_path, capsys):
     name, extra, frames = EXTRA_SMOKE[label]
-    _run_smoke(name, SMOKE[name][0] + extra, frames, demo_models, tmp_path, capsys)
+    _run_smoke(name, SMOKE[name][0] + extra, frames, _fps(name), demo_models, tmp_path, capsys)
 
 
-def _run_smoke(name, extra, frames, demo_models, tmp_path, capsys):
+def _fps(name):
+    return SMOKE[name][2] if len(SMOKE[name]) > 2 else 24.0
+
+
+def _run_smoke(name, extra, frames, fps, demo_models, tmp_path, capsys):
     out = tmp_path / "out"
     rc = main(["run", os.path.join(WORKFLOWS, name), "--models", demo_models, "--output", str(out), "--quiet"]
               + _sets(SMOKE_COMMON + extra))
@@ -81,7 +85,7 @@ def _run_smoke(name, extra, frames, demo_models, tmp_path, capsys):
     info = probe_video(str(videos[0]))
     assert info["frames"] == frames
     assert (info["width"], info["height"]) == (128, 96)
-    assert abs(info["fps"] - 24.0) < 1e-3
+    assert abs(info["fps"] - fps) < 1e-3
 
 
 def test_ui_graphs_are_consistent_for_the_editor():

@@ -116,3 +116,11 @@ SHIPPED = {
     "skyreels_v1_t2v.json": t2v,
     "skyreels_v1_i2v.json": i2v,
 }
+
+# More runs (tests/test_workflows.py): the T2V workflow with 17 frames (5 latent frames: the
+# framewise VAE windows) decoded with our small VAE tiles.
+EXTRA_SMOKE = {
+    "skyreels_v1_t2v small VAE tiles": ("skyreels_v1_t2v.json",
+                                        ["num_frames=17", "tiling=small tiles", "tile_size=64", "tile_overlap=16"],
+                                        17),
+}
