@@ -257,6 +257,16 @@ def contained_path(root: str, name: str, what: str = "path", links: bool = True)
     return path
 
 
+def comfy_package_dir() -> Optional[str]:
+    """The folder of ComfyUI's ``comfy`` package when running inside ComfyUI (it ships
+    tokenizer files, e.g. ``text_encoders/llama_tokenizer``), else None."""
+    c = _comfy()
+    if not c:
+        return None
+    mm = c["mm"]
+    return os.path.dirname(os.path.abspath(mm.__file__))
+
+
 # ---- models
 
 
