@@ -10,6 +10,9 @@ Two grids are in use:
   appended.
 * ``diffusers``: diffusers ``UniPCMultistepScheduler(use_flow_sigmas=True)`` (A2, V3-R2V):
   unshifted b = linspace(1, 1/1000, N+1)[:N]; the model gets the float ``1000 sigma``.
+
+:func:`a2v_schedule` is the grid of the V3 talking avatar (Euler): t = linspace(1000, 1, N)
+shifted in float32, the model gets the float t.
 """
 from __future__ import annotations
 
@@ -57,3 +60,17 @@ def flow_schedule(steps: int, shift: float, grid: str = "official") -> Schedule:
         raise ValueError("unknown sigma grid %r; choose one of %s" % (grid, ", ".join(GRIDS)))
     sigmas = torch.from_numpy(np.concatenate([s, [0.0]]).astype(np.float32))
     return Schedule(sigmas=sigmas, timesteps=timesteps)
+
+
+def a2v_schedule(steps: int, shift: float) -> Schedule:
+    """The SkyReels-V3 talking-avatar grid: t = numpy ``linspace(1000, 1, steps)`` in float32, 0
+    appended, each shifted in float32 (r = t / 1000, t' = 1000 s r / (1 + (s - 1) r)); the model
+    gets the float t' (never rounded), the Euler solver sigma = t' / 1000."""
+    if steps < 1:
+        raise ValueError("steps must be at least 1, got %d" % steps)
+    if shift <= 0:
+        raise ValueError("shift must be positive, got %g" % shift)
+    t = torch.cat([torch.from_numpy(np.linspace(1000, 1, steps, dtype=np.float32)), torch.zeros(1)])
+    r = t / 1000
+    shifted = 1000 * (shift * r / (1 + (shift - 1) * r))
+    return Schedule(sigmas=shifted / 1000, timesteps=shifted[:-1].clone())

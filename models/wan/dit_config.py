@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
+from .audio_adapter import AudioAdapterConfig
+
 
 @dataclass
 class WanDiTConfig:
@@ -37,6 +39,8 @@ class WanDiTConfig:
     # What the checkpoint is for: "t2v", "i2v" or "df".  DF-14B has T2V-shaped keys, so this
     # comes from the file name or the user when the keys cannot tell.
     variant: str = "t2v"
+    # SkyReels-V3 talking avatar (A2V): the audio adapter (``audio_adapter``); None = absent.
+    audio: Optional[AudioAdapterConfig] = None
 
     @property
     def model_type(self) -> str:
@@ -86,6 +90,7 @@ class WanDiTConfig:
             image_dim=1280 if model_type in ("i2v", "flf2v") else None,
             image_pos_len=514 if model_type == "flf2v" else None,
             inject_sample_info=bool(cfg.get("inject_sample_info", False)),
+            audio=AudioAdapterConfig.from_official(cfg),
         )
         c.variant = "i2v" if c.image_dim else ("df" if c.inject_sample_info else "t2v")
         return c

@@ -22,7 +22,7 @@ from . import dit_keys
 from .dit import WanDiT
 from .dit_config import WanDiTConfig
 
-_FP8_ELIGIBLE = re.compile(r"^blocks\.\d+\.(self_attn|cross_attn|ffn)\.[\w.]*weight$")
+_FP8_ELIGIBLE = re.compile(r"^blocks\.\d+\.(self_attn|cross_attn|audio_cross_attn|ffn)\.[\w.]*weight$")
 
 
 def fp8_eligible(key: str) -> bool:
