@@ -215,3 +215,28 @@ def window_features(features, audio_frames: List[int]):
     idx = torch.as_tensor(audio_frames, dtype=torch.long, device=features.device)
     picked = features.index_select(0, idx)                      # [frames + 4, S, C]
     return picked.unfold(0, AUDIO_WINDOW, 1).permute(0, 3, 1, 2)  # [frames, 5, S, C]
+
+
+# The portrait's size: the bucket of the nearest aspect ratio (height / width) of the official
+# tables (``avatar_util.ASPECT_RATIO_627`` for 480P, ``ASPECT_RATIO_960`` for 720P): (ratio, height, width).
+BUCKETS = {
+    "480P": (("0.26", 320, 1216), ("0.38", 384, 1024), ("0.50", 448, 896), ("0.577", 480, 832), ("0.67", 512, 768),
+             ("0.82", 576, 704), ("1.00", 640, 640), ("1.22", 704, 576), ("1.50", 768, 512), ("1.86", 832, 448),
+             ("1.73", 832, 480), ("2.00", 896, 448), ("2.50", 960, 384), ("2.83", 1088, 384), ("3.60", 1152, 320),
+             ("3.80", 1216, 320), ("4.00", 1280, 320)),
+    "720P": (("0.22", 448, 2048), ("0.29", 512, 1792), ("0.36", 576, 1600), ("0.45", 640, 1408), ("0.55", 704, 1280),
+             ("0.56", 720, 1280), ("0.63", 768, 1216), ("0.76", 832, 1088), ("0.88", 896, 1024), ("1.00", 960, 960),
+             ("1.14", 1024, 896), ("1.31", 1088, 832), ("1.50", 1152, 768), ("1.58", 1216, 768), ("1.82", 1280, 704),
+             ("1.78", 1280, 720), ("1.91", 1344, 704), ("2.20", 1408, 640), ("2.30", 1472, 640), ("2.67", 1536, 576),
+             ("2.89", 1664, 576), ("3.62", 1856, 512), ("3.75", 1920, 512)),
+}
+
+
+def bucket_size(height: int, width: int, resolution: str = "720P") -> Tuple[int, int]:
+    """(width, height) of the official bucket for a portrait of ``height x width`` (nearest ratio,
+    the first on a tie)."""
+    if resolution not in BUCKETS:
+        raise ValueError("resolution must be one of %s, got %r" % (", ".join(BUCKETS), resolution))
+    ratio = height / width
+    best = min(BUCKETS[resolution], key=lambda b: abs(float(b[0]) - ratio))
+    return best[2], best[1]

@@ -5,8 +5,9 @@ Each family module exports:
 * ``SHIPPED``: {file name: function returning the graph (a list of Node / Note)};
 * ``MODELS``: {key: (ComfyUI models subfolder, name)} of the model files its workflows name
   (the demo models use the same names, in the same formats as the real files);
-* ``SMOKE``: {file name: (["INPUT=VALUE", ...], frames)}: the CPU-sized run of the tests
-  (besides width=128, height=96, steps=3) and the frame count of the video it writes;
+* ``SMOKE``: {file name: (["INPUT=VALUE", ...], frames[, fps])}: the CPU-sized run of the tests
+  (besides width=128, height=96, steps=3), the frame count of the video it writes and its
+  frame rate (24 when not given);
 
 Example media the workflows load are drawn by the writers in ``INPUT_WRITERS``
 (``python . build-workflows --inputs``).
@@ -20,10 +21,10 @@ import os
 from typing import Dict, List
 
 from ..workflow_builder import build, dumps
-from . import wan_v2, wan_v2_inputs
+from . import avatar, avatar_inputs, wan_v2, wan_v2_inputs
 
-FAMILIES = (wan_v2,)
-INPUT_WRITERS = (wan_v2_inputs.write_example_inputs,)
+FAMILIES = (wan_v2, avatar)
+INPUT_WRITERS = (wan_v2_inputs.write_example_inputs, avatar_inputs.write_example_inputs)
 
 SHIPPED: Dict = {}
 MODELS: Dict = {}

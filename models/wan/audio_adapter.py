@@ -54,19 +54,26 @@ class AudioAdapterConfig:
                    output_dim=int(cfg.get("output_dim", 768)), context_tokens=int(cfg.get("context_tokens", 32)),
                    norm_output=bool(cfg.get("norm_output_audio", True)))
 
+    @property
+    def per_frame(self) -> int:
+        """Feature values per audio frame (layers x channels)."""
+        return self.layers * self.channels
+
     @classmethod
     def from_shapes(cls, shapes: Mapping[str, Sequence[int]], channels: int = 768,
                     vae_scale: int = 4) -> Optional["AudioAdapterConfig"]:
-        """From official-named shapes; None without ``audio_proj``.  The wav2vec2 width cannot be
-        told from the shapes (768 for every released model); the rest follows from it."""
+        """From official-named shapes; None without ``audio_proj``.  The shapes give the values per
+        audio frame (layers x channels), not the split: ``channels`` (768, wav2vec2-base) is
+        assumed when it divides them; only the product matters to the model."""
         if "audio_proj.proj1.weight" not in shapes:
             return None
         inter, in1 = (int(v) for v in shapes["audio_proj.proj1.weight"])
         in_vf = int(shapes["audio_proj.proj1_vf.weight"][1])
-        layers = (in_vf - in1) // ((vae_scale - 1) * channels)
+        per_frame = (in_vf - in1) // (vae_scale - 1)
+        layers, channels = (per_frame // channels, channels) if per_frame % channels == 0 else (1, per_frame)
         out_dim = int(shapes["audio_proj.norm.weight"][0]) if "audio_proj.norm.weight" in shapes \
             else int(shapes["blocks.0.audio_cross_attn.kv_linear.weight"][1])
-        return cls(window=in1 // (layers * channels), vae_scale=vae_scale, layers=layers, channels=channels,
+        return cls(window=in1 // per_frame, vae_scale=vae_scale, layers=layers, channels=channels,
                    intermediate_dim=inter, output_dim=out_dim,
                    context_tokens=int(shapes["audio_proj.proj3.weight"][0]) // out_dim,
                    norm_output="audio_proj.norm.weight" in shapes)
@@ -93,7 +100,7 @@ class AudioProjModel(nn.Module):
     def __init__(self, cfg: AudioAdapterConfig):
         super().__init__()
         self.cfg = cfg
-        per_frame = cfg.layers * cfg.channels
+        per_frame = cfg.per_frame
         self.proj1 = ops.Linear(cfg.window * per_frame, cfg.intermediate_dim)
         self.proj1_vf = ops.Linear(cfg.window_vf * per_frame, cfg.intermediate_dim)
         self.proj2 = ops.Linear(cfg.intermediate_dim, cfg.intermediate_dim)
@@ -113,9 +120,11 @@ class AudioProjModel(nn.Module):
     def forward(self, windows: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Windows [B, Fv, W, S, C] -> tokens [B, F, context_tokens, output_dim] float32."""
         c = self.cfg
-        if tuple(windows.shape[2:]) != (c.window, c.layers, c.channels):
-            raise ValueError("audio windows must be [B, frames, %d, %d, %d] (wav2vec2 layers x width), got %s"
-                             % (c.window, c.layers, c.channels, list(windows.shape)))
+        if windows.dim() != 5 or windows.shape[2] != c.window or windows.shape[3] * windows.shape[4] != c.per_frame:
+            raise ValueError(
+                "audio windows must be [B, frames, %d, layers, width] with layers x width = %d (%d x %d for this "
+                "model: use the audio encoder that belongs to it), got %s"
+                % (c.window, c.per_frame, c.layers, c.channels, list(windows.shape)))
         first, latter = gather_windows(windows.to(self.proj1.weight.device, dtype), c.vae_scale)
         return self.project(first, latter)
 
