@@ -133,8 +133,7 @@ def generate_avatar_video(model, codec: VideoCodec, encode_clip: ClipEncoder, se
             if clip.index < len(done):
                 fin = done[clip.index]
                 keyframes, motion = _restore(clip, fin, plan, keyframes, motion)
-                if fin.frames.shape[0]:
-                    sink.add(fin)
+                sink.add(fin)
                 made += fin.frames.shape[0]
                 progress.update(s.steps)
                 continue
