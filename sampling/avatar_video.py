@@ -35,6 +35,13 @@ PRESETS: Dict[str, Dict[str, float]] = {
     "full": dict(steps=40, shift=5.0, text_scale=5.0, audio_scale=4.0),
 }
 CONNECTION_PROMPT = "a person is talking"
+# The talking-avatar configuration's negative prompt (``sample_neg_prompt``): the SkyReels-V2 one with a
+# lower-case first letter.
+NEGATIVE_PROMPT = (
+    "bright tones, overexposed, static, blurred details, subtitles, style, works, paintings, images, static, "
+    "overall gray, worst quality, low quality, JPEG compression residue, ugly, incomplete, extra fingers, "
+    "poorly drawn hands, poorly drawn faces, deformed, disfigured, misshapen limbs, fused fingers, still picture, "
+    "messy background, three legs, many people in the background, walking backwards")
 
 
 @dataclass

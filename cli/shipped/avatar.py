@@ -6,6 +6,8 @@ is talking" for the windows after the keyframe pass.
 """
 from __future__ import annotations
 
+from ...sampling.avatar_video import CONNECTION_PROMPT as CONNECTION
+from ...sampling.avatar_video import NEGATIVE_PROMPT
 from ..workflow_builder import Node, Note
 from . import avatar_inputs
 from .wan_v2 import MODELS as WAN_MODELS
@@ -16,7 +18,6 @@ MODELS = {
 }
 PROMPT = ("A young woman with short dark hair, wearing a navy top, talks to the camera in a bright room, with "
           "natural facial expressions and small head movements.")
-CONNECTION = "a person is talking"
 
 
 def _note() -> str:
@@ -56,7 +57,8 @@ def talking_avatar() -> list:
         Node(6, "SkyReelsLoadImage", (40, 980), {"image": avatar_inputs.PORTRAIT}, title="Portrait"),
         Node(7, "SkyReelsLoadAudio", (420, 820), {"audio": avatar_inputs.VOICE}, title="Voice"),
         Node(8, "SkyReelsAudioEncode", (420, 1000), {}, {"audio_encoder": (5, 0), "audio": (7, 0)}),
-        Node(10, "SkyReelsTextEncode", (420, 40), {"prompt": PROMPT}, {"text_encoder": (2, 0)}),
+        Node(10, "SkyReelsTextEncode", (420, 40), {"prompt": PROMPT, "negative_prompt": NEGATIVE_PROMPT},
+             {"text_encoder": (2, 0)}),
         Node(11, "SkyReelsTextEncode", (420, 420), {"prompt": CONNECTION}, {"text_encoder": (2, 0)},
              title="Connection prompt (later windows)"),
         Node(12, "SkyReelsTalkingAvatarOptions", (800, 520), {}),
