@@ -3,7 +3,9 @@
 ``to_api(workflow, node_classes)`` turns either into the API form ``{id: {"class_type",
 "inputs", "_meta"}}``, the way the ComfyUI frontend does: widget values are matched to the
 node's widget inputs in declaration order (with the extra "control after generate" value
-after seeds and the upload-button value after upload combos), links become
+after seeds; the upload-button value of an upload combo is saved last by the editor and right
+after the file name by earlier versions of this pack: ``detect_order`` tells which from the
+values), links become
 ``[source_id, output_index]``, notes and other UI-only nodes are dropped, muted nodes removed
 and bypassed nodes wired around.
 """
@@ -61,27 +63,123 @@ def _opts(spec) -> dict:
 def has_control(name: str, spec) -> bool:
     """Whether the editor adds a "control after generate" widget after this input."""
     o = _opts(spec)
-    return spec[0] == "INT" and (o.get("control_after_generate") or name in ("seed", "noise_seed"))
+    return spec[0] == "INT" and bool(o.get("control_after_generate") or name in ("seed", "noise_seed"))
 
 
-def widget_positions(node_cls, values: List[Any]):
-    """(input name, index in ``values``) of each widget present in a UI node's ``widgets_values``,
-    stepping over the editor's extra values (seed control, upload button)."""
+def has_upload(spec) -> bool:
+    """Whether the editor adds an upload button for this combo (``image_upload``, ``video_upload``, ...)."""
+    return any(k.endswith("_upload") and v for k, v in _opts(spec).items())
+
+
+# The value the editor saves for an upload button (ComfyUI frontend 1.2x, every upload kind).
+EDITOR_UPLOAD_VALUE = "image"
+# Upload-button values in files: the editor writes "image"; earlier versions of this pack wrote
+# "video" for video combos; some old saves hold null or "".
+STRONG_UPLOAD_VALUES = {"image", "video", "audio", "file"}
+
+# Where the extra upload-button values sit in ``widgets_values``.
+EDITOR_ORDER = "editor"   # the ComfyUI frontend 1.2x: after every other widget of the node
+LEGACY_ORDER = "legacy"   # earlier versions of this pack (and the legacy frontend): right after the combo
+BARE_ORDER = "bare"       # no upload value at all (hand-written files, other tools)
+ORDERS = (EDITOR_ORDER, LEGACY_ORDER, BARE_ORDER)
+
+
+def fits(spec, value) -> bool:
+    """Whether a saved value has the type of its widget (what the editor would accept)."""
+    t = spec[0]
+    if isinstance(t, (list, tuple)) or t == "COMBO":
+        return isinstance(value, str) or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                          and isinstance(t, (list, tuple)) and value in t)
+    if t == "INT":
+        return (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and value.is_integer())
+    if t == "FLOAT":
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    if t == "BOOLEAN":
+        return isinstance(value, bool)
+    if t == "STRING":
+        return isinstance(value, str)
+    return True
+
+
+def _word(value, words) -> bool:
+    return (value is None or isinstance(value, str)) and value in words
+
+
+def _layout(widgets, values: List[Any], order: str):
+    """One reading of ``values``: (positions [(name, spec, index)], upload slots, indices used)."""
+    uploads = sum(1 for _, spec in widgets if has_upload(spec))
+    end = len(values)
+    slots: List[int] = []
+    if order == EDITOR_ORDER and uploads:
+        end = max(0, len(values) - uploads)
+        slots = list(range(end, len(values)))
+    positions = []
+    used = len(slots)
     i = 0
-    for name, spec in widget_inputs(node_cls):
-        if i >= len(values):
-            return
-        yield name, i
+    for name, spec in widgets:
+        if i >= end:
+            break
+        positions.append((name, spec, i))
         i += 1
-        if has_control(name, spec) and i < len(values) and values[i] in CONTROL_VALUES:
+        if has_control(name, spec) and i < end and _word(values[i], CONTROL_VALUES):
             i += 1
-        o = _opts(spec)
-        if (o.get("image_upload") or o.get("video_upload")) and i < len(values) and values[i] in UPLOAD_VALUES:
+        if order == LEGACY_ORDER and has_upload(spec) and i < end:
+            slots.append(i)
             i += 1
+    used += min(i, end)
+    return positions, slots, used
 
 
-def widget_values_to_inputs(node_cls, values: List[Any]) -> Dict[str, Any]:
-    return {name: values[i] for name, i in widget_positions(node_cls, values)}
+def _score(values: List[Any], positions, slots, used):
+    """Evidence against a reading (lower is better), in order of weight: an upload slot holding
+    something no upload button saves; saved values that do not fit their widget; values the
+    reading leaves unused; upload slots holding null or "" rather than a word."""
+    structural = all(_word(values[s], UPLOAD_VALUES) for s in slots)
+    misfits = sum(1 for _, spec, i in positions if not fits(spec, values[i]))
+    weak = sum(1 for s in slots if not _word(values[s], STRONG_UPLOAD_VALUES))
+    return (not structural, misfits, len(values) - used, weak)
+
+
+def detect_order(node_cls, values: List[Any], where: str = "") -> str:
+    """Where a UI node's ``widgets_values`` keeps its upload-button values (``EDITOR_ORDER``,
+    ``LEGACY_ORDER`` or ``BARE_ORDER``), decided from the values themselves: the reading with the
+    least evidence against it.  Readings that tie but give the same widget values are the same;
+    a tie with different meanings (only possible with text widgets that hold an upload-button word)
+    raises WorkflowError rather than guess."""
+    widgets = widget_inputs(node_cls)
+    if not any(has_upload(spec) for _, spec in widgets):
+        return EDITOR_ORDER
+    readings = []
+    for order in ORDERS:
+        positions, slots, used = _layout(widgets, values, order)
+        meaning = [(n, values[i]) for n, _, i in positions]
+        readings.append((_score(values, positions, slots, used), order, meaning))
+    best = min(r[0] for r in readings)
+    top = [r for r in readings if r[0] == best]
+    if all(r[2] == top[0][2] for r in top):
+        return top[0][1]
+    raise WorkflowError(
+        "%sthe saved widget values %s can be read two ways (upload button saved last, as the ComfyUI editor "
+        "does, or right after the file name, as earlier versions of this pack did); open the workflow in the "
+        "ComfyUI editor, check the node's widgets and save it again" % (where, _short(values)))
+
+
+def _short(values: List[Any]) -> str:
+    text = json.dumps(values, ensure_ascii=False, default=str)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def widget_positions(node_cls, values: List[Any], where: str = ""):
+    """(input name, index in ``values``) of each widget present in a UI node's ``widgets_values``,
+    stepping over the editor's extra values (seed control, upload button) wherever they were saved."""
+    positions, _, _ = _layout(widget_inputs(node_cls), values, detect_order(node_cls, values, where))
+    for name, _, i in positions:
+        yield name, i
+
+
+def widget_values_to_inputs(node_cls, values: List[Any], where: str = "") -> Dict[str, Any]:
+    return {name: values[i] for name, i in widget_positions(node_cls, values, where)}
 
 
 def to_api(workflow: dict, node_classes: Dict[str, type]) -> Dict[str, dict]:
@@ -138,7 +236,8 @@ def to_api(workflow: dict, node_classes: Dict[str, type]) -> Dict[str, dict]:
         cls = node_classes.get(ntype)
         if cls is None:
             raise WorkflowError("node %s uses the node type %r, which is not installed" % (nid, ntype))
-        inputs = widget_values_to_inputs(cls, node.get("widgets_values") or [])
+        inputs = widget_values_to_inputs(cls, node.get("widgets_values") or [],
+                                         "node %s (%s): " % (nid, ntype))
         for inp in node.get("inputs") or []:
             if inp.get("link") is None:
                 continue
@@ -152,9 +251,9 @@ def to_api(workflow: dict, node_classes: Dict[str, type]) -> Dict[str, dict]:
     return api
 
 
-def widget_index(node_cls, name: str, values: List[Any]) -> Optional[int]:
+def widget_index(node_cls, name: str, values: List[Any], where: str = "") -> Optional[int]:
     """Position of widget ``name`` in a UI node's ``widgets_values`` (None if absent)."""
-    return next((i for n, i in widget_positions(node_cls, values) if n == name), None)
+    return next((i for n, i in widget_positions(node_cls, values, where) if n == name), None)
 
 
 def set_ui_widgets(workflow: dict, node_classes: Dict[str, type], values: Dict[str, Any]) -> int:
@@ -165,7 +264,8 @@ def set_ui_widgets(workflow: dict, node_classes: Dict[str, type], values: Dict[s
         if cls is None:
             continue
         for name, value in values.items():
-            idx = widget_index(cls, name, node.get("widgets_values") or [])
+            idx = widget_index(cls, name, node.get("widgets_values") or [],
+                               "node %s (%s): " % (node.get("id"), node.get("type")))
             if idx is not None:
                 node["widgets_values"][idx] = value
                 count += 1

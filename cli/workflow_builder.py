@@ -2,7 +2,7 @@
 
 The shipped workflows are described in ``cli/shipped/`` (one module per family) as small graphs (nodes with
 widget values by name, links by input name) and turned into editor JSON here, with widget
-values in the order the editor expects them, so they cannot drift from the node definitions.
+values in the order the editor saves them (``editor_widget_values``), so they cannot drift from the node definitions.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
-from .workflow import has_control, is_widget, widget_inputs
+from .workflow import EDITOR_UPLOAD_VALUE, has_control, has_upload, is_widget, widget_inputs
 
 PACK_ID = "comfyui-skyreels"
 
@@ -42,6 +42,21 @@ def _default(spec):
     if isinstance(t, (list, tuple)):
         return t[0] if t else ""
     return {"INT": 0, "FLOAT": 0.0, "STRING": "", "BOOLEAN": False}.get(t)
+
+
+def editor_widget_values(cls, widgets: Dict[str, Any]) -> List[Any]:
+    """``widgets_values`` exactly as the ComfyUI editor (frontend 1.2x) saves them: the widget
+    inputs in declaration order, a "control after generate" value right after each seed, and
+    the upload button's value after every other widget of the node."""
+    values: List[Any] = []
+    uploads: List[Any] = []
+    for name, spec in widget_inputs(cls):
+        values.append(widgets.get(name, _default(spec)))
+        if has_control(name, spec):
+            values.append("fixed")
+        if has_upload(spec):
+            uploads.append(EDITOR_UPLOAD_VALUE)
+    return values + uploads
 
 
 def build(nodes: List[Any], classes: Dict[str, type], version: str = "0.1.0") -> dict:
@@ -93,16 +108,7 @@ def build(nodes: List[Any], classes: Dict[str, type], version: str = "0.1.0") ->
         unknown = set(n.widgets) - {name for name, _ in widget_inputs(cls)}
         if unknown:
             raise ValueError("%s has no widgets %s" % (n.type, sorted(unknown)))
-        values = []
-        for name, spec in widget_inputs(cls):
-            values.append(n.widgets.get(name, _default(spec)))
-            if has_control(name, spec):
-                values.append("fixed")
-            o = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-            if o.get("image_upload"):
-                values.append("image")
-            elif o.get("video_upload"):
-                values.append("video")
+        values = editor_widget_values(cls, n.widgets)
         outputs = []
         names = getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)
         for i, t in enumerate(cls.RETURN_TYPES):

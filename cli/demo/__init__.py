@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import os
 
-from . import avatar, wan_v2
+from . import avatar, refs, wan_v2
 from .common import randomize  # noqa: F401  (used by tests and benchmarks)
 
-FAMILIES = (wan_v2, avatar)
+FAMILIES = (wan_v2, refs, avatar)
 MARKER = "skyreels_demo_models.json"
 
 

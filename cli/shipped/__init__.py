@@ -21,10 +21,11 @@ import os
 from typing import Dict, List
 
 from ..workflow_builder import build, dumps
-from . import avatar, avatar_inputs, wan_v2, wan_v2_inputs
+from . import avatar, avatar_inputs, refs, refs_inputs, wan_v2, wan_v2_inputs
 
-FAMILIES = (wan_v2, avatar)
-INPUT_WRITERS = (wan_v2_inputs.write_example_inputs, avatar_inputs.write_example_inputs)
+FAMILIES = (wan_v2, refs, avatar)
+INPUT_WRITERS = (wan_v2_inputs.write_example_inputs, refs_inputs.write_example_inputs,
+                 avatar_inputs.write_example_inputs)
 
 SHIPPED: Dict = {}
 MODELS: Dict = {}
