@@ -103,8 +103,8 @@ def child(args) -> dict:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", choices=sorted(CONFIGS), default="cpu")
-    ap.add_argument("--width", type=int, default=256)
-    ap.add_argument("--height", type=int, default=160)
+    ap.add_argument("--width", type=int, default=128)
+    ap.add_argument("--height", type=int, default=96)
     ap.add_argument("--window", type=int, default=33, help="frames per window (81 official)")
     ap.add_argument("--motion", type=int, default=5)
     ap.add_argument("--drop", type=int, default=12)

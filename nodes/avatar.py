@@ -140,7 +140,8 @@ class AudioEncode:
             host.log("the audio has %d items; the first is encoded" % waveform.shape[0])
         mono = to_mono_16k(waveform[0], rate)
         if mono.shape[0] < 6400:
-            raise NodeError("the audio is %.2f s long; the talking avatar needs at least 0.4 s" % (mono.shape[0] / 16000))
+            raise NodeError("the audio is %.2f s long; the talking avatar needs at least 0.4 s"
+                            % (mono.shape[0] / 16000))
         enc = audio_encoder.encoder
         prepare_for_sampling(enc.model, host.torch_device(), None)
         try:
@@ -189,8 +190,9 @@ class TalkingAvatarOptions:
                                     "tooltip": "Frames dropped at the end of each window but the last (official 12)."}),
             "max_frames": ("INT", {"default": d.max_frames, "min": 1, "max": 100000,
                                    "tooltip": "Longest video in frames (official 5000 = 200 s); longer audio is cut."}),
-            "color_match_strength": ("FLOAT", {"default": d.color_match_strength, "min": 0.0, "max": 1.0, "step": 0.05,
-                                               "tooltip": "Colour match of every window to the portrait (official 1)."}),
+            "color_match_strength": ("FLOAT", {
+                "default": d.color_match_strength, "min": 0.0, "max": 1.0, "step": 0.05,
+                "tooltip": "Colour match of every window to the portrait (official 1)."}),
             "chunk_folder": ("STRING", {"default": d.chunk_folder,
                                         "tooltip": "Folder where every finished window is saved; running again with "
                                                    "the same inputs resumes after a crash or cancel. Relative paths "
@@ -227,7 +229,8 @@ class TalkingAvatarSampler:
                 "preset": (["distilled", "full"], {
                     "default": "distilled",
                     "tooltip": "distilled: the released setting, 4 steps, shift 11, no guidance (1 model call per "
-                               "step). full: 40 steps, shift 5, text guidance 5, audio guidance 4 (3 calls per step)."}),
+                               "step). full: 40 steps, shift 5, text guidance 5, audio guidance 4 (3 calls per "
+                               "step)."}),
                 "resolution": (["720P", "480P"], {
                     "default": "720P",
                     "tooltip": "Size class; the portrait's aspect picks the official bucket (720P: e.g. 720x1280, "
@@ -263,7 +266,8 @@ class TalkingAvatarSampler:
         opt = options or handles.AvatarOptions()
         cfg = model.config
         if getattr(cfg, "audio", None) is None:
-            raise NodeError("%s is not a talking-avatar model (it has no audio adapter); load SkyReels-V3-A2V" % model.name)
+            raise NodeError("%s is not a talking-avatar model (it has no audio adapter); load SkyReels-V3-A2V"
+                            % model.name)
         feats = audio_features
         if int(feats.fps) != AVATAR_FPS:
             raise NodeError("the audio features were made for %s fps; the talking avatar runs at %d fps"
@@ -310,8 +314,8 @@ class TalkingAvatarSampler:
             device = dit.device
             vae.vae.to(device)
             try:
-                res = generate_avatar_video(dit, VideoCodec(vae.vae, device, vae.tile), encode_clip, settings,
-                                            conditioning, sink, chunk_dir=chunk_dir or None)
+                generate_avatar_video(dit, VideoCodec(vae.vae, device, vae.tile), encode_clip, settings,
+                                      conditioning, sink, chunk_dir=chunk_dir or None)
             except ValueError as e:
                 raise NodeError(str(e)) from e
             finally:

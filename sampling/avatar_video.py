@@ -16,7 +16,7 @@ resumed video is the one an uninterrupted run makes.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Optional
 
 import torch
 

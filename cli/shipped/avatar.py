@@ -26,7 +26,8 @@ def _note() -> str:
         "",
         "Inputs (copy workflows/inputs/* into ComfyUI/input): %s (a drawn portrait) and %s (8 s of synthetic "
         "speech-like sound: the keyframe pass and 3 windows of 81 frames). Use your own portrait and voice "
-        "(wav, mp3, flac, m4a; up to 200 s; core Load Audio works too)." % (avatar_inputs.PORTRAIT, avatar_inputs.VOICE),
+        "(wav, mp3, flac, m4a; up to 200 s; core Load Audio works too)."
+        % (avatar_inputs.PORTRAIT, avatar_inputs.VOICE),
         "",
         "Model files (pick them in the loaders):",
         "- ComfyUI/models/diffusion_models/%s\n  the whole Skywork SkyReels-V3 talking-avatar (A2V, 19B) folder: "

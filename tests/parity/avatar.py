@@ -31,7 +31,7 @@ def _compare(case, got):
 def run_dit(case):
     cfg = WanDiTConfig.from_official(case.config)
     model, detected = load_wan_dit(case.weights, weight_dtype="fp32", compute_dtype=torch.float32)
-    assert detected.audio == cfg.audio, "audio adapter inferred from the shapes: %s, config: %s" % (detected.audio, cfg.audio)
+    assert detected.audio == cfg.audio, "audio adapter from the shapes: %s, config: %s" % (detected.audio, cfg.audio)
     model, _ = load_wan_dit(case.weights, config=cfg, weight_dtype="fp32", compute_dtype=torch.float32)
     i = case.inputs
     context = fit_context(i["context"], cfg.text_dim, cfg.text_len)  # the official model zero-pads to text_len
@@ -64,7 +64,7 @@ def _ref(r):
     return r if r == PORTRAIT else list(r)
 
 
-def _clip_json(plan, clip, steps):
+def _clip_json(plan, clip):
     mask = " ".join("".join(str(v) for v in m) for m in clip.latent_mask(plan.frame_num))
     return {
         "role": clip.role, "window": clip.window, "audio_start": clip.audio_start, "audio_frames": clip.audio_frames,
@@ -72,6 +72,32 @@ def _clip_json(plan, clip, steps):
         "zero_frames": clip.zero_frames, "pseudo_keyframe_frames": [_ref(r) for r in clip.pseudo_keyframes],
         "mask": mask, "motion_latents_injected": clip.motion_latents,
     }
+
+
+class _CountingNoise:
+    def __init__(self):
+        self.draws = 0
+
+    def randn(self, shape, device="cpu"):
+        self.draws += 1
+        return torch.zeros(shape)
+
+
+def _sampled(clip, steps, frame_num):
+    """(fresh-noise draws, model calls) of one clip through the real sampler with the shipped 1 / 1
+    guidance, on a stub model."""
+    from skyreels_pack.sampling.a2v_sampler import sample_a2v_clip
+    from skyreels_pack.sampling.guidance import AudioGuidance, ModelInputs
+    from skyreels_pack.sampling.sigmas import a2v_schedule
+
+    latent = (frame_num - 1) // 4 + 1
+    stub = lambda x, t, context, **kw: torch.zeros_like(x)  # noqa: E731
+    guide = AudioGuidance(stub, ModelInputs(torch.zeros(1)), ModelInputs(torch.zeros(1)), torch.ones(1), 1.0, 1.0)
+    noise = _CountingNoise()
+    motion = torch.zeros(1, 16, clip.motion_latents, 1, 1) if clip.motion_latents else None
+    sample_a2v_clip(guide, torch.zeros(1, 16, latent, 1, 1), a2v_schedule(steps, 11.0), motion,
+                    noise if motion is not None else None)
+    return noise.draws, len(guide.calls)
 
 
 def run_plan(case):
@@ -84,9 +110,11 @@ def run_plan(case):
                "output_segments": [list(s) for s in plan.output_segments()], "output_length": plan.output_length}
         for k, v in got.items():
             assert v == c[k], "case %d (%s): %s = %s, expected %s" % (i, p, k, v, c[k])
-        assert len(plan.clips) == len(c["clips"]), "case %d: %d clips, expected %d" % (i, len(plan.clips), len(c["clips"]))
+        assert len(plan.clips) == len(c["clips"]), "case %d: %d clips, expected %d" % (
+            i, len(plan.clips), len(c["clips"]))
         for clip, want in zip(plan.clips, c["clips"]):
-            mine = _clip_json(plan, clip, p["sampling_steps"])
+            mine = _clip_json(plan, clip)
+            mine["injection_draws"], mine["model_calls"] = _sampled(clip, p["sampling_steps"], p["frame_num"])
             for k, v in mine.items():
                 assert v == want[k], "case %d (%s) clip %d: %s = %s, expected %s" % (i, p, clip.index, k, v, want[k])
     for e in case.data.get("errors", []):
