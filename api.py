@@ -11,11 +11,13 @@ from __future__ import annotations
 from typing import Any, Optional, Tuple
 
 from .models.loading.checkpoint import CheckpointError, TensorSource, open_checkpoint
+from .memory.offload import prepare_for_sampling, release
+from .models.lora import apply_loras, load_lora, read_lora
 from .models.refs.encode import a2_clip_tokens, a2_condition, r2v_references
 from .models.refs.r2v import bucket_size as r2v_bucket_size
 from .models.text.umt5_loader import TextEncoder, load_umt5
 from .models.vision.clip_loader import ImageEncoder, load_clip_vision
-from .models.wan.dit import WanDiT
+from .models.wan.dit import LatentSegment, WanDiT
 from .models.wan.dit_config import WanDiTConfig
 from .models.wan.dit_loader import load_wan_dit
 from .models.wan.latent_space import denormalize, normalize
@@ -24,6 +26,8 @@ from .models.wan.vae_loader import load_wan_vae
 from .sampling.chunk_store import ChunkFolder, CollectFrames
 from .sampling.df_plan import DFPlanError, plan_df_video
 from .sampling.df_video import DFConditioning, DFVideoSettings, generate_df_video
+from .sampling.extension_plan import plan_extension
+from .sampling.extension_video import ExtensionConditioning, ExtensionSettings, extend_video
 from .sampling.guidance import Denoiser, ModelInputs, ReferenceDenoiser
 from .sampling.sigmas import flow_schedule
 from .sampling.video_codec import VideoCodec
@@ -33,6 +37,10 @@ from .models.audio.features import AudioFeatures, encode_waveform, to_mono_16k
 from .models.audio.wav2vec2 import AudioEncoder, load_wav2vec2
 from .sampling.avatar_plan import plan_avatar
 from .sampling.avatar_video import AvatarConditioning, AvatarSettings, generate_avatar_video
+from .models.cogvideox.loader import load_cogvideox_transformer
+from .models.cogvideox.vae_loader import load_cogvideox_vae
+from .sampling.a1_plan import plan_a1_video
+from .sampling.a1_video import A1Codec, A1VideoSettings, generate_a1_video
 
 __all__ = [
     "load", "detect_component", "COMPONENTS", "CheckpointError", "TensorSource",
@@ -44,6 +52,10 @@ __all__ = [
     "a2_condition", "a2_clip_tokens", "r2v_references", "r2v_bucket_size", "ReferenceDenoiser",
     "load_wav2vec2", "AudioEncoder", "AudioFeatures", "encode_waveform", "to_mono_16k", "plan_avatar",
     "AvatarSettings", "AvatarConditioning", "generate_avatar_video",
+    "LatentSegment", "plan_extension", "ExtensionSettings", "ExtensionConditioning", "extend_video",
+    "load_lora", "read_lora", "apply_loras", "prepare_for_sampling", "release",
+    "load_cogvideox_transformer", "load_cogvideox_vae", "plan_a1_video", "A1Codec", "A1VideoSettings",
+    "generate_a1_video",
 ]
 
 COMPONENTS = ("dit", "vae", "umt5", "clip_vision")

@@ -217,9 +217,14 @@ def model_folders(kind: str) -> List[str]:
     return uniq
 
 
-def list_models(kind: str, include_folders: bool = True) -> List[str]:
+WEIGHT_FILE_EXTENSIONS = (".safetensors", ".sft", ".pth", ".pt", ".bin", ".ckpt", ".gguf")
+
+
+def list_models(kind: str, include_folders: bool = True, extensions: Optional[Iterable[str]] = None) -> List[str]:
     """Model names under the folders of ``kind``: files, and folders that hold a model
-    (a ``config.json``, an index or several shards), relative to their root, sorted."""
+    (a ``config.json``, an index or several shards), relative to their root, sorted.
+    ``extensions``: the file endings to list (default: weight files)."""
+    exts = tuple(e.lower() for e in extensions) if extensions is not None else WEIGHT_FILE_EXTENSIONS
     found = set()
     for root in model_folders(kind):
         if not os.path.isdir(root):
@@ -229,7 +234,7 @@ def list_models(kind: str, include_folders: bool = True) -> List[str]:
             if include_folders and rel_dir != "." and _looks_like_model_folder(filenames):
                 found.add(rel_dir.replace(os.sep, "/"))
             for f in filenames:
-                if f.lower().endswith((".safetensors", ".sft", ".pth", ".pt", ".bin", ".ckpt", ".gguf")):
+                if f.lower().endswith(exts):
                     rel = os.path.normpath(os.path.join(rel_dir, f))
                     found.add(rel.replace(os.sep, "/"))
     return sorted(found)

@@ -7,10 +7,15 @@
   then the image is center-cropped to the target aspect and resized (:func:`center_crop_resize`).
 * Video extension (spec §4.5.5) reads the input video resized to W x H without crop
   (:func:`resize_frames`).
+* SkyReels-A1 drives at 12 fps: :func:`resample_indices` / :func:`resample_frames` pick the
+  source frames the official scripts pick (float64 times, truncated; frames are dropped and
+  repeated even for 12, 24 and 30 fps sources).
 
 Everything works on ComfyUI IMAGE tensors ``[B, H, W, C]`` float in [0, 1] (video frames are the
 batch) and is pure torch: ``torch.nn.functional.interpolate`` (antialiased when shrinking) for
-bilinear / bicubic, a separable windowed-sinc matrix for lanczos.
+bilinear / bicubic, a separable windowed-sinc matrix for lanczos.  ``nearest-legacy`` is
+PyTorch's default ``nearest`` (source index ``floor(dst * in / out)``), which the official
+SkyReels-V3 extension code uses; ``nearest`` samples pixel centres (``nearest-exact``).
 """
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ import torch.nn.functional as F
 
 SIZE_MULTIPLE = 16
 FRAME_STEP = 4
-RESIZE_METHODS = ("bicubic", "bilinear", "lanczos", "nearest")
+RESIZE_METHODS = ("bicubic", "bilinear", "lanczos", "nearest", "nearest-legacy")
 SIZE_MODES = ("round", "floor", "ceil", "refuse")
 FRAME_MODES = ("round", "floor", "ceil", "refuse")
 
@@ -190,8 +195,9 @@ def resize_frames(images: torch.Tensor, width: int, height: int, method: str = "
             out[start:start + _RESIZE_CHUNK] = _resize_lanczos(chunk, width, height)
         else:
             nchw = chunk.permute(0, 3, 1, 2)
-            if method == "nearest":
-                resized = F.interpolate(nchw, size=(height, width), mode="nearest-exact")
+            if method in ("nearest", "nearest-legacy"):
+                mode = "nearest-exact" if method == "nearest" else "nearest"
+                resized = F.interpolate(nchw, size=(height, width), mode=mode)
             else:
                 resized = F.interpolate(nchw, size=(height, width), mode=method,
                                         align_corners=False, antialias=True)
@@ -232,3 +238,30 @@ __all__ = [
     "frames_to_latent_frames", "orient_like", "center_crop_box", "center_crop_resize",
     "resize_frames",
 ]
+
+
+# --------------------------------------------------------------------------- frame-rate resampling
+
+
+def resample_indices(num_frames: int, fps: float, target_fps: float = 12.0) -> list:
+    """Source frame indices of a ``num_frames`` video at ``fps`` resampled to ``target_fps``, by
+    the SkyReels-A1 rule: times k / target_fps for k < ceil(duration * target_fps), each index
+    int(k * (1 / target_fps) * fps) computed in float64 and truncated, indices >= num_frames
+    dropped.  (k * (1/12) * fps is often a hair below an integer: a 12 fps source gives
+    0, 1, 2, 3, 4, 5, 6, 6, 8, ...)"""
+    import numpy as np
+
+    if num_frames < 1:
+        return []
+    if not fps > 0 or not target_fps > 0:
+        raise ValueError("frame rates must be positive, got %r -> %r" % (fps, target_fps))
+    times = np.arange(0, num_frames / float(fps), 1 / float(target_fps))
+    idx = (times * float(fps)).astype(np.int32)
+    return [int(i) for i in idx[idx < num_frames]]
+
+
+def resample_frames(images: torch.Tensor, fps: float, target_fps: float = 12.0) -> torch.Tensor:
+    """IMAGE frames at ``fps`` -> the frames :func:`resample_indices` picks for ``target_fps``."""
+    _check_image(images)
+    idx = resample_indices(images.shape[0], fps, target_fps)
+    return images[torch.tensor(idx, dtype=torch.long)]

@@ -62,8 +62,10 @@ class DFOptions:
                     "default": False,
                     "tooltip": "Block-causal self-attention over latent frames (blocks of causal_block_size), the "
                                "official --causal_attention flag. Off = full attention inside a chunk (official default)."}),
-                "solver": (list(SOLVER_CHOICES), {"default": "unipc", "tooltip": "unipc (official) or euler."}),
-                "sigma_grid": (list(GRID_CHOICES), {"default": "official", "tooltip": "Sigma grid (official for V2)."}),
+                "solver": (list(SOLVER_CHOICES), {
+                    "default": "unipc", "tooltip": "unipc (official), euler, or lcm for step-distilled models and LoRAs."}),
+                "sigma_grid": (list(GRID_CHOICES), {
+                    "default": "official", "tooltip": "Sigma grid (official for V2; simple for step-distilled LoRAs)."}),
                 "chunk_folder": ("STRING", {
                     "default": "",
                     "tooltip": "Folder where each finished chunk is saved as it is made. After a crash or a cancel, "

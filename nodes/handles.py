@@ -7,7 +7,7 @@ configuration and the run-time settings chosen on the loader.  Socket type names
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 
@@ -22,12 +22,23 @@ STEP_CACHE = "SKYREELS_STEP_CACHE"
 
 
 @dataclass
+class LoRASpec:
+    """One LoRA on a DiT handle: the file matched against the model, and its strength."""
+
+    name: str
+    path: str
+    strength: float
+    resolved: object                # models.lora.targets.ResolvedLoRA
+
+
+@dataclass
 class DiTHandle:
     model: torch.nn.Module          # models.wan.dit.WanDiT
     config: object                  # models.wan.dit_config.WanDiTConfig
     path: str
     vram_budget_gb: float = 0.0     # 0 = no budget (the whole model on the GPU when it fits)
     compile: bool = False
+    loras: Tuple[LoRASpec, ...] = ()  # applied at the start of each sampling job (LoRA nodes add to it)
 
     @property
     def name(self) -> str:
@@ -83,6 +94,59 @@ class DFOptions:
     chunk_folder: str = ""
     auto_orient: bool = True
 
+
+# --------------------------------------------------------------------------- SkyReels-A1
+
+A1_MODEL = "SKYREELS_A1_MODEL"
+COGVIDEOX_VAE = "SKYREELS_COGVIDEOX_VAE"
+A1_FACE_ENCODER = "SKYREELS_A1_FACE_ENCODER"
+
+
+@dataclass
+class A1ModelHandle:
+    model: torch.nn.Module          # models.cogvideox.transformer.CogVideoXTransformer
+    config: object                  # models.cogvideox.config.CogVideoXConfig
+    path: str
+    vram_budget_gb: float = 0.0
+    compile: bool = False
+
+    @property
+    def name(self) -> str:
+        import os
+
+        return os.path.basename(self.path.rstrip("/\\"))
+
+
+@dataclass
+class CogVideoXVAEHandle:
+    vae: torch.nn.Module            # models.cogvideox.vae.CogVideoXVAE (the A1 VAE or its pose guider)
+    path: str
+    tiling: Optional[object] = None  # models.cogvideox.vae.VAETiling or None (untiled)
+
+
+@dataclass
+class A1FaceEncoderHandle:
+    encoder: object                 # models.vision.siglip.SiglipFaceEncoder
+    path: str
+    detector_path: Optional[str] = None  # a MediaPipe FaceLandmarker .task; None = the portrait's centre square
+
+
+# --------------------------------------------------------------------------- SkyReels-A1 landmark driver
+
+A1_DRIVER = "SKYREELS_A1_DRIVER"
+
+
+@dataclass
+class A1DriverHandle:
+    landmarker_path: str                     # a MediaPipe FaceLandmarker .task
+    smirk: Optional[torch.nn.Module] = None  # models.a1.smirk.SmirkEncoder (3D retargeting)
+    flame: Optional[torch.nn.Module] = None  # models.a1.flame.Flame
+    bs2eye: Optional[object] = None          # numpy [52, 6] blendshape -> eye pose map, optional
+    folder: str = ""                         # the A1 folder searched for smirk/ and FLAME/
+
+    @property
+    def has_3d(self) -> bool:
+        return self.smirk is not None and self.flame is not None
 
 # --------------------------------------------------------------------------- talking avatar (V3 A2V)
 

@@ -29,8 +29,9 @@ def _compute_dtype(name: str, device: torch.device):
 
 class DiTLoader:
     DESCRIPTION = ("Loads a SkyReels / Wan2.1 diffusion transformer (V2 T2V, I2V or DF, 1.3B or 14B; SkyReels-A2; "
-                   "SkyReels-V3 R2V) from any common format: official folders, diffusers pipeline folders, ComfyUI "
-                   "single files, fp8 and scaled fp8. The log says which model was found.")
+                   "SkyReels-V3 R2V and video extension) from any common format: official folders, diffusers "
+                   "pipeline folders, ComfyUI single files, fp8 and scaled fp8, and GGUF files (Q2_K to Q8_0, F16, "
+                   "BF16; dequantized layer by layer while sampling). The log says which model was found.")
     CATEGORY = LOADERS
     RETURN_TYPES = (handles.DIT,)
     RETURN_NAMES = ("model",)
@@ -42,8 +43,9 @@ class DiTLoader:
         return {
             "required": {
                 "model": (model_list("diffusion_models"), {
-                    "tooltip": "A file or model folder in ComfyUI's models/diffusion_models, e.g. "
-                               "SkyReels-V2-DF-1.3B-540P. Type, size and naming are detected from the weights."}),
+                    "tooltip": "A file or model folder in ComfyUI's models/diffusion_models (or unet), e.g. "
+                               "SkyReels-V2-DF-1.3B-540P or a .gguf file. Type, size and naming are detected from "
+                               "the weights."}),
                 "weight_dtype": (WEIGHT_DTYPES, {
                     "default": "auto",
                     "tooltip": "How weights are kept in memory. auto: fp8 files stay fp8, others in the compute dtype. "
@@ -66,11 +68,14 @@ class DiTLoader:
             "optional": {
                 "path": ("STRING", {"default": "", "tooltip": "A full path to a file or folder anywhere; "
                                                               "overrides 'model' when not empty."}),
-                "variant": (["auto", "t2v", "i2v", "df", "a2", "r2v"], {
+                "variant": (["auto", "t2v", "i2v", "df", "a2", "r2v", "v3_extend", "v3_shot"], {
                     "default": "auto",
-                    "tooltip": "What the checkpoint is for, when its keys cannot tell (DF-14B and V3 R2V look like "
-                               "T2V-14B, SkyReels-A2 like I2V-14B). auto reads the config's class name, then 'R2V' / "
-                               "'Reference2Video' / 'A2' / 'DF' / 'I2V' / 'T2V' in the file or folder name."}),
+                    "tooltip": "What the checkpoint is for, when its keys cannot tell (DF-14B, V3 R2V and the V3 "
+                               "extension models look like T2V-14B, SkyReels-A2 like I2V-14B). auto reads the "
+                               "config's class name, then 'R2V' / 'Reference2Video' / 'A2' / 'DF' / 'I2V' / 'T2V' in "
+                               "the file or folder name, and SkyReels-V3-V2V-14B/transformer (single-shot "
+                               "extension, v3_extend) or /shot_transformer (shot switching, v3_shot). With the whole "
+                               "V3-V2V folder chosen, v3_shot loads its shot_transformer."}),
                 "compile": ("BOOLEAN", {"default": False,
                                         "tooltip": "torch.compile the blocks (faster after a slow first step; "
                                                    "falls back with a message where unsupported)."}),
@@ -83,6 +88,10 @@ class DiTLoader:
         full = _path("diffusion_models", model, path)
         device = host.torch_device()
         quant = weight_dtype if weight_dtype in ("int8", "nf4") else None
+        gguf = full.lower().endswith(".gguf")
+        if quant and gguf:
+            host.log("%s is a GGUF file, already quantized: weight_dtype %s is not applied" % (model, quant))
+            quant, weight_dtype = None, "auto"
         storage = "bf16" if quant else weight_dtype  # quantised from bf16: no fp32 copy on the way
         dit, cfg = load_wan_dit(full, weight_dtype=storage, compute_dtype=_compute_dtype(compute_dtype, device),
                                 device=host.offload_device(), variant=None if variant == "auto" else variant,
@@ -95,9 +104,10 @@ class DiTLoader:
             from ..memory.compile import compile_blocks
 
             compile_blocks(dit)
-        host.log("loaded %s: %s %s (%s), %d layers, dim %d%s" % (
+        host.log("loaded %s: %s %s (%s), %d layers, dim %d%s%s" % (
             full, cfg.size_name, cfg.variant.upper(), VARIANT_NAMES.get(cfg.variant, cfg.variant), cfg.num_layers,
-            cfg.dim, ", fps embedding" if cfg.inject_sample_info else ""))
+            cfg.dim, ", fps embedding" if cfg.inject_sample_info else "",
+            ", GGUF tensors: " + dit.source_types if getattr(dit, "source_types", "") else ""))
         return (handles.DiTHandle(dit, cfg, full, float(vram_budget_gb), bool(compile)),)
 
 

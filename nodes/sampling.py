@@ -39,12 +39,16 @@ class Sampler:
                 "shift": ("FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1,
                                     "tooltip": "Sigma shift: 8 for text-to-video, 5 for image-to-video (official)."}),
                 "solver": (list(SOLVER_CHOICES), {"default": "unipc",
-                                                  "tooltip": "unipc: the official UniPC (order 2, bh2). euler: plain Euler."}),
+                                                  "tooltip": "unipc: the official UniPC (order 2, bh2). euler: plain Euler. "
+                                                             "lcm: for step-distilled models and LoRAs (lightx2v, CausVid): "
+                                                             "predict the clean video, re-noise to the next step."}),
                 "sigma_grid": (list(GRID_CHOICES), {
                     "default": "official",
                     "tooltip": "official: the FlowUniPC grid (sigma starts at 0.999, integer timesteps) of SkyReels-V2, "
                                "also what SkyReels-A2 and V3 R2V ran with (diffusers up to 0.36 built it). diffusers: "
-                               "the grid of newer diffusers (starts at 1)."}),
+                               "the grid of newer diffusers (starts at 1). simple: evenly spaced timesteps from 1000 "
+                               "(4 steps: 1000, 750, 500, 250 before the shift, the step list of the lightx2v distilled "
+                               "models and LoRAs)."}),
             },
             "optional": {
                 "cache": (handles.STEP_CACHE, {"tooltip": "TeaCache settings: skip some steps' blocks when they "

@@ -80,7 +80,8 @@ def sample_df_chunk(velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tenso
     if end_frames:
         x = torch.cat([x, end_latent.to(x.device, x.dtype)], dim=2)
     plan = chunk_schedule(frames, num_prefix, end_frames, schedule, settings)
-    solvers = [make_solver(settings.solver, schedule.sigmas) for _ in range(frames + end_frames)]
+    solver_noise = noise if noise is not None else NoiseSource(0)  # drawn from by the lcm solver only
+    solvers = [make_solver(settings.solver, schedule.sigmas, solver_noise) for _ in range(frames + end_frames)]
     a = int(settings.addnoise_condition)
     if a > 0 and num_prefix > 0 and noise is None:
         raise ValueError("addnoise_condition needs a noise source")

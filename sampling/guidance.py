@@ -16,7 +16,7 @@ scale and an audio scale, with the audio-free branch fed zero audio features.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 
@@ -32,6 +32,8 @@ class ModelInputs:
     # Normalised latent frames [1 or B, 16, R, h, w] put after the video on the time axis with
     # the same timestep; their prediction is dropped (V3 reference-to-video).
     time_refs: Optional[torch.Tensor] = None
+    segments: Sequence = ()                  # models.wan.dit.LatentSegment s beside x (V3 extension)
+    rope_frame_offset: int = 0               # temporal RoPE position of x's first frame
 
     def without_time_refs(self) -> "ModelInputs":
         """The same inputs with the reference frames zeroed (the official uncond-image pass)."""
@@ -47,8 +49,9 @@ class ModelInputs:
         """The tensors on the model's device (the model casts them to its compute dtype)."""
         dev = model.device
         move = lambda t: None if t is None else t.to(dev)  # noqa: E731
+        segments = tuple(replace(s, latents=move(s.latents)) for s in self.segments)
         return replace(self, context=move(self.context), clip_fea=move(self.clip_fea), y=move(self.y),
-                       time_refs=move(self.time_refs))
+                       time_refs=move(self.time_refs), segments=segments)
 
 
 class Denoiser:
@@ -70,13 +73,19 @@ class Denoiser:
         y = inputs.y
         if y is not None and y.shape[2] != x.shape[2]:
             raise ValueError("the conditioning has %d latent frames, the latent %d" % (y.shape[2], x.shape[2]))
+        extra = {}
+        if inputs.segments:
+            extra["segments"] = inputs.segments
+        if inputs.rope_frame_offset:
+            extra["rope_frame_offset"] = inputs.rope_frame_offset
         refs = inputs.time_refs
         if refs is None:
-            return self.model(x, t, inputs.context, clip_fea=inputs.clip_fea, y=y, fps=inputs.fps, cache=cache)
+            return self.model(x, t, inputs.context, clip_fea=inputs.clip_fea, y=y, fps=inputs.fps, cache=cache,
+                              **extra)
         frames = x.shape[2]
         refs = refs.to(x.device, x.dtype).expand(x.shape[0], -1, -1, -1, -1)
         out = self.model(torch.cat([x, refs], dim=2), t, inputs.context, clip_fea=inputs.clip_fea, y=y,
-                         fps=inputs.fps, cache=cache)
+                         fps=inputs.fps, cache=cache, **extra)
         return out[:, :, :frames]
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

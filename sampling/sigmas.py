@@ -2,7 +2,7 @@
 
 Rectified flow: ``x_sigma = (1 - sigma) x0 + sigma * noise``; the model sees ``t = 1000 sigma``.
 
-Two grids are in use:
+Three grids are in use:
 
 * ``official``: SkyReels-V2 / Wan ``FlowUniPCMultistepScheduler`` (V2, V3-V2V):
   unshifted b = linspace(0.999, 0, N+1)[:N]; sigma = s b / (1 + (s-1) b); the model gets
@@ -11,6 +11,11 @@ Two grids are in use:
 * ``diffusers``: ``UniPCMultistepScheduler(use_flow_sigmas=True)`` of newer diffusers (0.42 checked):
   unshifted b = linspace(1, 1/1000, N+1)[:N]; the model gets the float ``1000 sigma``.
   (SkyReels-A2 and V3-R2V ran on diffusers <= 0.36, whose flow grid is the ``official`` one.)
+* ``simple``: unshifted b = linspace(1, 0, N+1)[:N], float timesteps.  With 4 steps these are
+  the timesteps 1000, 750, 500, 250 of the step-distilled Wan models and LoRAs (lightx2v's
+  ``denoising_step_list``), which after shift 5 are 1000, 937.5, 833.3, 625; it is also
+  ComfyUI's ``simple`` scheduler on a flow model.
+
 
 :func:`a2v_schedule` is the grid of the V3 talking avatar (Euler): t = linspace(1000, 1, N)
 shifted in float32, the model gets the float t.
@@ -23,7 +28,7 @@ from typing import List
 import numpy as np
 import torch
 
-GRIDS = ("official", "diffusers")
+GRIDS = ("official", "diffusers", "simple")
 
 
 @dataclass
@@ -53,8 +58,8 @@ def flow_schedule(steps: int, shift: float, grid: str = "official") -> Schedule:
         b = np.linspace(np.float32(0.999), 0.0, steps + 1)[:steps]  # float64, start = float32(0.999)
         s = shift_sigmas(b, shift)
         timesteps = torch.from_numpy((s * 1000).astype(np.int64))
-    elif grid == "diffusers":
-        b = np.linspace(1.0, 1.0 / 1000, steps + 1)[:steps]
+    elif grid in ("diffusers", "simple"):
+        b = np.linspace(1.0, 1.0 / 1000 if grid == "diffusers" else 0.0, steps + 1)[:steps]
         s = shift_sigmas(b, shift)
         timesteps = torch.from_numpy((s * 1000).astype(np.float32))
     else:

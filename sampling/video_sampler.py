@@ -13,8 +13,8 @@ from .guidance import Denoiser, ModelInputs, ReferenceDenoiser
 from .noise import NoiseSource
 from .sigmas import flow_schedule
 
-SOLVER_CHOICES = ("unipc", "euler")
-GRID_CHOICES = ("official", "diffusers")
+SOLVER_CHOICES = ("unipc", "euler", "lcm")
+GRID_CHOICES = ("official", "diffusers", "simple")
 
 
 @dataclass
@@ -35,11 +35,12 @@ def sample_video(model, shape: Sequence[int], cond: ModelInputs, uncond: Optiona
     """Sample a normalised latent of ``shape`` [B, 16, F, h, w]; returns it on the CPU, float32."""
     device = model.device
     schedule = flow_schedule(settings.steps, settings.shift, settings.sigma_grid)
-    x = NoiseSource(settings.seed).randn(shape, device=device)
+    noise = NoiseSource(settings.seed)
+    x = noise.randn(shape, device=device)
     if cond.time_refs is not None:
         den = ReferenceDenoiser(model, cond, uncond, settings.cfg, settings.cfg_img, caches)
     else:
         den = Denoiser(model, cond, uncond, settings.cfg, caches)
     with torch.no_grad(), Progress(settings.steps, "sampling") as bar:
-        x = sample_flow(den, x, schedule, settings.solver, progress=bar)
+        x = sample_flow(den, x, schedule, settings.solver, progress=bar, noise=noise)
     return x.float().cpu()

@@ -87,6 +87,13 @@ class TensorSource:
     def get(self, key: str) -> torch.Tensor:
         return self._handles[self._where[key]].get(key)
 
+    def quantized(self, key: str):
+        """The stored quantized form of ``key`` (a GGUF ``QuantizedTensor``), or None for a
+        plain tensor; ``get`` always returns the dequantized tensor."""
+        handle = self._handles[self._where[key]]
+        fn = getattr(handle, "quantized", None) if handle is not self else None
+        return fn(key) if fn is not None else None
+
     def nbytes(self) -> int:
         total = 0
         for k, s in self._shape.items():
@@ -188,7 +195,9 @@ def _open_file(path: str):
     if low.endswith((".pth", ".pt", ".bin", ".ckpt")):
         return _TorchFile(path)
     if low.endswith(".gguf"):
-        raise CheckpointError("%s is a GGUF file; GGUF is not supported yet. Use a .safetensors file." % path)
+        from .gguf import GGUFFile
+
+        return GGUFFile(path)
     raise CheckpointError("unknown weight file type: %s" % path)
 
 

@@ -2,7 +2,9 @@
 
 No full-precision copy of the model is made: each tensor is read, converted to its storage
 dtype, moved to its device and assigned, then the next one.  Key mismatches produce a
-message that says what was expected and what was found.
+message that says what was expected and what was found.  Quantized GGUF weights of Linear
+layers stay quantized (the layer becomes a ``GGUFLinear``); other quantized GGUF tensors are
+dequantized into the storage dtype.
 """
 from __future__ import annotations
 
@@ -163,8 +165,19 @@ def assign_weights(model: nn.Module, source: TensorSource, plan: LoadPlan, polic
     device = torch.device(device)
     transforms = transforms or {}
     scales_for = {mk: fk for fk, mk in plan.scale_map.items()}
+    quantized = getattr(source, "quantized", None)
     for i, (fk, mk) in enumerate(plan.key_map.items()):
-        t = source.get(fk)
+        q = quantized(fk) if quantized is not None else None
+        if q is not None:  # GGUF: Linear weights keep their blocks, everything else is dequantized
+            from .gguf import keep_quantized
+
+            if keep_quantized(model, mk, q, device):
+                if progress is not None:
+                    progress(i + 1)
+                continue
+            t = q.dequantize(torch.float32)
+        else:
+            t = source.get(fk)
         if mk in transforms:
             t = transforms[mk](t)
         target = policy(mk, t.dtype)

@@ -22,6 +22,9 @@ from typing import Dict, List, Sequence, Tuple
 
 import torch
 
+from ...media.aspect_buckets import ASPECT_RATIO_CONFIG, closest_ratio
+from ...media.aspect_buckets import bucket_size as aspect_bucket_size
+
 MAX_REFS = 4
 FPS = 24.0
 SECONDS = 5
@@ -32,26 +35,9 @@ PIPELINE_CFG, PIPELINE_IMAGE_CFG = 7.5, 5.0
 RESOLUTIONS = ("480P", "540P", "720P")
 DEFAULT_RESOLUTION = "720P"
 
-# skyreels_v3/config.py: height/width key -> (bucket height, bucket width)
-BUCKETS: Dict[str, Dict[str, Tuple[int, int]]] = {
-    "480P": {"0.38": (392, 1046), "0.43": (420, 980), "0.48": (444, 925), "0.50": (452, 904),
-             "0.53": (466, 880), "0.54": (470, 870), "0.56": (480, 854), "0.62": (506, 810),
-             "0.67": (522, 784), "0.75": (554, 738), "1.00": (640, 640), "1.33": (740, 555),
-             "1.50": (784, 522), "1.78": (854, 480), "1.89": (880, 466), "2.00": (906, 454),
-             "2.08": (924, 444)},
-    "540P": {"0.34": (416, 1216), "0.38": (464, 1216), "0.40": (464, 1152), "0.43": (496, 1152),
-             "0.48": (496, 1024), "0.50": (512, 1024), "0.53": (512, 960), "0.57": (544, 960),
-             "0.60": (544, 912), "0.63": (576, 912), "0.67": (576, 864), "0.72": (624, 864),
-             "0.75": (624, 832), "0.79": (656, 832), "0.84": (656, 784), "0.92": (720, 784),
-             "1.00": (720, 720), "1.09": (784, 720), "1.26": (784, 624), "1.33": (832, 624),
-             "1.40": (832, 592), "1.49": (880, 592), "1.62": (880, 544), "1.78": (960, 544),
-             "1.88": (960, 512), "2.00": (1024, 512), "2.13": (1024, 480)},
-    "720P": {"0.38": (588, 1568), "0.43": (628, 1466), "0.48": (666, 1388), "0.50": (678, 1356),
-             "0.53": (698, 1318), "0.54": (706, 1306), "0.56": (720, 1280), "0.62": (758, 1212),
-             "0.67": (784, 1176), "0.75": (832, 1110), "1.00": (960, 960), "1.33": (1108, 832),
-             "1.50": (1176, 784), "1.78": (1280, 720), "1.89": (1320, 698), "2.00": (1358, 680),
-             "2.08": (1386, 666)},
-}
+# skyreels_v3/config.py: height/width key -> (bucket height, bucket width), shared with the
+# V3 video extension (media.aspect_buckets).
+BUCKETS: Dict[str, Dict[str, Tuple[int, int]]] = ASPECT_RATIO_CONFIG
 
 
 def bucket_key(resolution: str, image_width: int, image_height: int) -> str:
@@ -59,15 +45,13 @@ def bucket_key(resolution: str, image_width: int, image_height: int) -> str:
         raise ValueError("unknown resolution %r; use one of %s" % (resolution, ", ".join(RESOLUTIONS)))
     if image_width < 1 or image_height < 1:
         raise ValueError("the first reference is empty (%dx%d)" % (image_width, image_height))
-    ratio = image_height / image_width
-    return min(BUCKETS[resolution], key=lambda k: abs(float(k) - ratio))  # first of equals wins
+    return closest_ratio(image_height, image_width, BUCKETS[resolution])  # first of equals wins
 
 
 def bucket_size(resolution: str, image_width: int, image_height: int) -> Tuple[int, int]:
     """(height, width) of the video for a first reference of image_width x image_height."""
-    key = bucket_key(resolution, image_width, image_height)
-    bh, bw = BUCKETS[resolution][key]
-    return bh // 16 * 16, bw // 16 * 16
+    bucket_key(resolution, image_width, image_height)  # the checks and messages above
+    return aspect_bucket_size(image_height, image_width, resolution)
 
 
 def frames_for_seconds(seconds: int) -> int:

@@ -12,10 +12,11 @@ from typing import Any, Dict, Optional, Tuple
 
 from .audio_adapter import AudioAdapterConfig
 
-
 # Variants with the I2V key shapes (image branch, 36 input channels) and with the T2V ones.
+# v3_extend / v3_shot: SkyReels-V3 single-shot extension (``transformer/``) and shot
+# switching (``shot_transformer/``), T2V-shaped.
 IMAGE_VARIANTS = ("i2v", "a2")
-TEXT_VARIANTS = ("t2v", "df", "r2v")
+TEXT_VARIANTS = ("t2v", "df", "r2v", "v3_extend", "v3_shot")
 VARIANTS = TEXT_VARIANTS + IMAGE_VARIANTS
 
 
@@ -43,7 +44,8 @@ class WanDiTConfig:
     # Length of each RoPE table (1024 in V2; V3 shot switching needs 2048).
     rope_max_len: int = 1024
     # What the checkpoint is for: "t2v", "i2v", "df", "a2" (SkyReels-A2 elements-to-video,
-    # I2V-shaped) or "r2v" (SkyReels-V3 reference-to-video, T2V-shaped).  DF-14B and R2V-14B
+    # I2V-shaped), "r2v" (SkyReels-V3 reference-to-video, T2V-shaped), "v3_extend" / "v3_shot"
+    # (SkyReels-V3 video extension, T2V-shaped).  DF-14B, R2V-14B and the V3 extension models
     # have T2V-shaped keys and A2 I2V-shaped ones, so this comes from the file name, the
     # config or the user when the keys cannot tell.
     variant: str = "t2v"

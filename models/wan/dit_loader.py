@@ -3,7 +3,8 @@
 Accepted: official folders (``config.json`` + one or many ``.safetensors``, index files),
 diffusers folders (``transformer/``) and files, ComfyUI repackaged single files (prefix
 ``model.diffusion_model.``), fp32 / bf16 / fp16 / fp8 (e4m3fn, e5m2, scaled fp8 with
-per-weight ``scale_weight``), ``.pth`` read with ``weights_only=True``.  The naming and the
+per-weight ``scale_weight``), ``.pth`` read with ``weights_only=True``, and GGUF files
+(city96's layout, ``general.architecture`` = ``wan``; Linear weights stay quantized).  The naming and the
 configuration are detected from the keys and shapes; the model is built on the meta device
 and filled one tensor at a time.
 """
@@ -36,8 +37,16 @@ def fp8_eligible(key: str) -> bool:
 _GENERIC_NAME = re.compile(r"^(transformer|diffusion_pytorch_model.*|model([-.].*)?|.*\.index\.json)$", re.I)
 
 
+# SkyReels-V3 video extension (Skywork/SkyReels-V3-V2V-14B): transformer/ and shot_transformer/.
+_V3_EXTENSION = re.compile(r"V3.*(V2V|EXTEN)")
+
+
 def _variant_of_name(name: str) -> Optional[str]:
     name = name.upper()
+    if "SHOT_TRANSFORMER" in name or (_V3_EXTENSION.search(name) and "SHOT" in name):
+        return "v3_shot"
+    if _V3_EXTENSION.search(name):
+        return "v3_extend"
     if re.search(r"R2V|REFERENCE.?(2|TO).?VIDEO", name):
         return "r2v"
     if re.search(r"(^|[^A-Z0-9])A2([^A-Z0-9]|$)|SKYREELS.?A2", name):
@@ -53,14 +62,27 @@ def _variant_of_name(name: str) -> Optional[str]:
 
 def variant_from_name(path: str) -> Optional[str]:
     """SkyReels naming conventions in the file or folder name: "R2V" / "Reference2Video"
-    (V3 reference-to-video), "A2" (SkyReels-A2), "DF", "I2V", "T2V".  Generic names (a
-    diffusers ``transformer/`` folder, shard files) defer to the folder above."""
+    (V3 reference-to-video), "A2" (SkyReels-A2), the V3 video-extension repo's
+    ``shot_transformer`` / ``transformer`` (or "V2V" / "extension" / "shot" in a V3 name),
+    "DF", "I2V", "T2V".  Generic names (a diffusers ``transformer/`` folder, shard files)
+    defer to the folder above."""
     parts = [p for p in os.path.normpath(path).split(os.sep) if p]
     for part in reversed(parts[-4:]):
         found = _variant_of_name(part)
         if found or not _GENERIC_NAME.match(part):
             return found
     return None
+
+
+def _named_variant(where: Optional[str], metadata: Dict[str, str]) -> Optional[str]:
+    """The variant the file or folder name says, else the model name a GGUF file carries
+    (``general.name`` / ``general.basename``)."""
+    found = variant_from_name(where) if where else None
+    for name in (metadata.get("general.name"), metadata.get("general.basename")):
+        if found:
+            break
+        found = _variant_of_name(name) if name else None
+    return found
 
 
 # Class names in a transformer ``config.json`` / pipeline ``model_index.json`` that tell the
@@ -100,6 +122,20 @@ def reconcile_variant(config: WanDiTConfig, requested: Optional[str]) -> str:
     if requested in TEXT_VARIANTS and config.inject_sample_info and requested != "df":
         return by_keys
     return requested
+
+
+V3_EXTENSION_SUBFOLDERS = {"v3_extend": "transformer", "v3_shot": "shot_transformer"}
+
+
+def v3_extension_folder(path: str, variant: Optional[str]) -> str:
+    """The subfolder of the SkyReels-V3 video-extension repo (``transformer/`` and
+    ``shot_transformer/`` side by side) that holds ``variant``'s weights; ``path`` itself
+    otherwise."""
+    if not isinstance(path, str) or not os.path.isdir(path):
+        return path
+    if os.path.isdir(os.path.join(path, "shot_transformer")) and variant in V3_EXTENSION_SUBFOLDERS:
+        return os.path.join(path, V3_EXTENSION_SUBFOLDERS[variant])
+    return path
 
 
 def detect(source: TensorSource) -> Optional[Tuple[str, str]]:
@@ -154,16 +190,22 @@ def load_wan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, wei
         compute_dtype: dtype of the matrix products; default float32 on CPU, bf16 elsewhere.
         device: where the weights are placed.
         config: skip detection and use this configuration (names are still detected).
-        variant: "t2v", "i2v", "df", "a2" or "r2v" when the keys cannot tell (DF-14B and V3 R2V
-            look like T2V-14B, SkyReels-A2 like I2V-14B); default: from the config's class
-            name or the file / folder name, else from the keys.
+        variant: "t2v", "i2v", "df", "a2", "r2v", "v3_extend" or "v3_shot" when the keys cannot
+            tell (DF-14B, V3 R2V and the V3 extension models look like T2V-14B, SkyReels-A2 like
+            I2V-14B); default: from the config's class name or the file / folder name, else from
+            the keys.  Given the V3 video-extension repo folder, "v3_shot" loads its
+            ``shot_transformer/`` and "v3_extend" its ``transformer/``.
         attention: attention backend ("sdpa", "flash_attn", "sageattn", "auto"), checked for
             ``compute_device`` (default: ``device``), where the model will run.
     """
     device = torch.device(device)
     if compute_dtype is None:
         compute_dtype = default_compute_dtype(device)
-    source, file_config, where = open_weights(path, "dit")
+    source, file_config, where = open_weights(v3_extension_folder(path, variant), "dit")
+    if "general.architecture" in source.metadata:  # GGUF: the family is written in the file
+        from ..loading.gguf import check_architecture
+
+        check_architecture(source, "wan", "Wan / SkyReels DiT")
     found = detect(source)
     if found is None:
         raise CheckpointError(
@@ -174,7 +216,7 @@ def load_wan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, wei
     if config is None:
         config, names = config_from_source(source, naming, prefix, file_config)
         config.variant = reconcile_variant(config, variant or variant_from_config(file_config, where)
-                                           or (variant_from_name(where) if where else None))
+                                           or _named_variant(where, source.metadata))
     else:
         names = dit_keys.to_official_names(source.keys(), naming, prefix)
     policy = storage_policy(parse_weight_dtype(weight_dtype), compute_dtype, fp8_eligible)
@@ -186,4 +228,5 @@ def load_wan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, wei
     model.attention_backend = resolve_backend(attention, torch.device(compute_device or device), log)
     model.eval().requires_grad_(False)
     model.source_path = where
+    model.source_types = source.metadata.get("gguf.tensor_types", "")
     return model, config
