@@ -7,7 +7,7 @@ guidance (:class:`.guidance.AudioGuidance`), decoded, colour-matched to the port
 and handed to the sinks.  Only the current clip lives on the device, so memory does not grow
 with the length of the audio.
 
-Every finished clip can go to a chunk folder (:class:`.chunk_store.ChunkFolder`): the kept
+Every finished clip can go to a chunk folder (:class:`.resumable.PieceRun`): the kept
 frames, the latents and what later clips need from it (the keyframe-pass frames used as
 pseudo keyframes; a window's last kept frames, the next window's motion frames).  A cancelled
 or crashed run resumes after the last saved clip; each clip has its own noise stream, so the
@@ -20,12 +20,13 @@ from typing import Callable, Dict, Optional
 
 import torch
 
-from ..host import Progress, check_interrupt, log
+from ..host import check_interrupt, log
 from .a2v_sampler import sample_a2v_clip
 from .avatar_plan import LATER_WINDOWS, PORTRAIT, AvatarPlan, ClipPlan, plan_avatar, window_features
-from .chunk_store import ChunkFolder, ChunkSink, FinishedChunk, Tee, run_signature
+from .chunk_store import ChunkSink, FinishedChunk
 from .guidance import AudioGuidance, ModelInputs
 from .noise import NoiseSource, chunk_seed
+from .resumable import PieceRun
 from .sigmas import a2v_schedule
 from .video_codec import VideoCodec
 
@@ -123,26 +124,21 @@ def generate_avatar_video(model, codec: VideoCodec, encode_clip: ClipEncoder, se
     h, w = s.height // 8, s.width // 8
     latent_frames = (s.frame_num - 1) // 4 + 1
 
-    store = ChunkFolder(chunk_dir, run_signature(_signature(s, cond)), asdict(s)) if chunk_dir else None
-    done = store.finished() if store is not None else []
-    out = Tee(sink, store)
     calls = {"none": 1, "text": 2, "audio": 2, "both": 3}[_regime(s)]
-    progress = Progress(len(plan.clips) * s.steps, "talking avatar")
     log("talking avatar: %d frames (%.2f s) in %d window(s) of %d frames, plus the keyframe pass; %d steps, "
         "%d model call(s) per step" % (plan.real, plan.real / 25.0, plan.windows, s.frame_num, s.steps, calls))
     portrait_tokens = None
     keyframes: Dict[int, torch.Tensor] = {}   # keyframe-pass frame -> IMAGE [1, H, W, 3]
     motion: Optional[torch.Tensor] = None     # the previous window's last kept frames
     made = 0
-    try:
+    with PieceRun(sink, chunk_dir, _signature(s, cond), asdict(s), len(plan.clips) * s.steps,
+                  "talking avatar") as run:
         for clip in plan.clips:
-            check_interrupt()
-            if clip.index < len(done):
-                fin = done[clip.index]
-                keyframes, motion = _restore(clip, fin, plan, keyframes, motion)
-                sink.add(fin)
-                made += fin.frames.shape[0]
-                progress.update(s.steps)
+            saved = run.saved(clip.index)
+            if saved is not None:
+                keyframes, motion = _restore(clip, saved, plan, keyframes, motion)
+                run.replay(saved, s.steps)
+                made += saved.frames.shape[0]
                 continue
             frames_cond = _conditioning_frames(clip, plan, cond.portrait, keyframes, motion)
             y_latent = codec.encode(frames_cond)
@@ -165,7 +161,8 @@ def generate_avatar_video(model, codec: VideoCodec, encode_clip: ClipEncoder, se
             x = noise.randn((1, 16, latent_frames, h, w), device=device)
             z_motion = y_latent[:, :, :clip.motion_latents] if clip.motion_latents else None
             with torch.no_grad():
-                z = sample_a2v_clip(guide, x, schedule, z_motion, noise if z_motion is not None else None, progress)
+                z = sample_a2v_clip(guide, x, schedule, z_motion, noise if z_motion is not None else None,
+                                    run.progress)
             check_interrupt()
             decoded = color_match(codec.decode(z), cond.portrait, s.color_match_strength)
             del x, y, y_latent, guide
@@ -175,15 +172,12 @@ def generate_avatar_video(model, codec: VideoCodec, encode_clip: ClipEncoder, se
                 keyframes = {k: decoded[k:k + 1] for k in sorted(set(plan.keyframes))}
             else:
                 motion = history
-            out.add(FinishedChunk(clip.index, keep.clone(), z.cpu(), history))
+            run.finish(FinishedChunk(clip.index, keep.clone(), z.cpu(), history))
             made += keep.shape[0]
             if clip.window is not None:
                 log("talking avatar: window %d of %d done (%d frames so far)" % (clip.window + 1, plan.windows, made))
             del decoded, z
-    finally:
-        progress.close()
-        out.close()
-    return AvatarResult(plan=plan, frames_made=made, resumed_clips=min(len(done), len(plan.clips)))
+    return AvatarResult(plan=plan, frames_made=made, resumed_clips=run.replayed)
 
 
 # --------------------------------------------------------------------------- helpers
