@@ -194,6 +194,16 @@ def set_input_dirs(paths: Iterable[str]) -> None:
     _input_dirs = [os.path.abspath(p) for p in paths]
 
 
+def comfy_package_dir() -> Optional[str]:
+    """The folder of ComfyUI's ``comfy`` package when running inside ComfyUI (it ships
+    tokenizer files, e.g. ``text_encoders/llama_tokenizer``), else None."""
+    c = _comfy()
+    if not c:
+        return None
+    mm = c["mm"]
+    return os.path.dirname(os.path.abspath(mm.__file__))
+
+
 def model_folders(kind: str) -> List[str]:
     """All folders that hold models of ``kind`` (a ComfyUI folder name)."""
     c = _comfy()

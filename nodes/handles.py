@@ -18,6 +18,10 @@ TEXT_ENCODER = "SKYREELS_TEXT_ENCODER"
 CLIP_VISION = "SKYREELS_CLIP_VISION"
 VAE = "SKYREELS_VAE"
 DF_OPTIONS = "SKYREELS_DF_OPTIONS"
+# SkyReels-V1 (HunyuanVideo): separate types, so a V1 model never reaches a Wan node.
+V1_DIT = "SKYREELS_V1_DIT"
+V1_TEXT_ENCODER = "SKYREELS_V1_TEXT_ENCODER"
+V1_VAE = "SKYREELS_V1_VAE"
 STEP_CACHE = "SKYREELS_STEP_CACHE"
 
 
@@ -93,6 +97,26 @@ class DFOptions:
     sigma_grid: str = _DF.sigma_grid
     chunk_folder: str = ""
     auto_orient: bool = True
+
+
+@dataclass
+class V1TextEncoderHandle:
+    """SkyReels-V1 text encoders: llava-llama-3 (Llama) and CLIP-L, with their tokenizers."""
+
+    encoder: object                 # models.hunyuan.text_encoder.HunyuanTextEncoder
+    llama_path: str
+    clip_path: str
+    run_on_cpu: bool = False
+    vram_budget_gb: float = 0.0     # 0 = the whole Llama on the GPU while encoding
+
+
+@dataclass
+class V1VAEHandle:
+    """The HunyuanVideo VAE; ``tile`` None = the official tiling, a VAETiling = ours."""
+
+    vae: torch.nn.Module            # models.hunyuan.vae.HunyuanVAE
+    path: str
+    tile: Optional[object] = None
 
 
 # --------------------------------------------------------------------------- SkyReels-A1

@@ -1,8 +1,10 @@
-"""Classifier-free guidance around a Wan DiT: the velocity the solvers step with.
+"""Classifier-free guidance around a DiT: the velocity the solvers step with.
 
 ``Denoiser(model, cond, uncond, scale)(x, t)`` returns ``v_u + scale (v_c - v_u)``; with a
 scale of 1 (or no negative) only the conditional pass runs.  ``cond`` and ``uncond`` are
-:class:`ModelInputs`: what the DiT takes besides the latent and the timestep.
+what the DiT takes besides the latent and the timestep: :class:`ModelInputs` for the Wan DiT,
+:class:`HunyuanInputs` for HunyuanVideo (SkyReels-V1, whose embedded guidance rides with
+each branch); each knows how to call its model (``call``).
 
 
 :class:`ReferenceDenoiser` is the three-pass guidance of SkyReels-V3 reference-to-video:
@@ -54,6 +56,52 @@ class ModelInputs:
                        time_refs=move(self.time_refs), segments=segments)
 
 
+    def call(self, model, x: torch.Tensor, t: torch.Tensor, cache=None) -> torch.Tensor:
+        """The velocity of a Wan DiT for this branch (time-axis references appended, their
+        prediction dropped; V3 extension segments beside x)."""
+        y = self.y
+        if y is not None and y.shape[2] != x.shape[2]:
+            raise ValueError("the conditioning has %d latent frames, the latent %d" % (y.shape[2], x.shape[2]))
+        extra = {}
+        if self.segments:
+            extra["segments"] = self.segments
+        if self.rope_frame_offset:
+            extra["rope_frame_offset"] = self.rope_frame_offset
+        refs = self.time_refs
+        if refs is None:
+            return model(x, t, self.context, clip_fea=self.clip_fea, y=y, fps=self.fps, cache=cache, **extra)
+        frames = x.shape[2]
+        refs = refs.to(x.device, x.dtype).expand(x.shape[0], -1, -1, -1, -1)
+        out = model(torch.cat([x, refs], dim=2), t, self.context, clip_fea=self.clip_fea, y=y, fps=self.fps,
+                    cache=cache, **extra)
+        return out[:, :, :frames]
+
+
+@dataclass
+class HunyuanInputs:
+    """Per-branch inputs of the HunyuanVideo DiT (SkyReels-V1, see ``HunyuanDiT.forward``)."""
+
+    text: torch.Tensor                          # [B, L, 4096] Llama states
+    pooled: torch.Tensor                        # [B, 768] CLIP-L pooled text
+    text_mask: Optional[torch.Tensor] = None    # [B, L], ones then zeros; None = all valid
+    guidance: float = 1.0                       # embedded guidance scale (the model gets it × 1000)
+    image_latents: Optional[torch.Tensor] = None  # [B, 16, F, h, w], scaled; image-to-video
+
+    def to(self, model) -> "HunyuanInputs":
+        dev = model.device
+        move = lambda t: None if t is None else t.to(dev)  # noqa: E731
+        return replace(self, text=move(self.text), pooled=move(self.pooled), text_mask=move(self.text_mask),
+                       image_latents=move(self.image_latents))
+
+    def call(self, model, x: torch.Tensor, t: torch.Tensor, cache=None) -> torch.Tensor:
+        """The velocity of a HunyuanVideo DiT for this branch; one prompt serves a batch."""
+        B = x.shape[0]
+        fit = lambda v: v if v is None or v.shape[0] == B else v.expand(B, *v.shape[1:])  # noqa: E731
+        g = torch.full((B,), float(self.guidance) * 1000.0, dtype=torch.float32, device=x.device)
+        return model(x, t, fit(self.text), fit(self.pooled), guidance=g, text_mask=fit(self.text_mask),
+                     image_latents=fit(self.image_latents), cache=cache)
+
+
 class Denoiser:
     def __init__(self, model, cond: ModelInputs, uncond: Optional[ModelInputs], scale: float,
                  caches=(None, None)):
@@ -68,25 +116,9 @@ class Denoiser:
     def uses_cfg(self) -> bool:
         return self.uncond is not None and self.scale != 1.0
 
-    def _run(self, x, t, inputs: ModelInputs, cache):
+    def _run(self, x, t, inputs, cache):
         self.calls += 1
-        y = inputs.y
-        if y is not None and y.shape[2] != x.shape[2]:
-            raise ValueError("the conditioning has %d latent frames, the latent %d" % (y.shape[2], x.shape[2]))
-        extra = {}
-        if inputs.segments:
-            extra["segments"] = inputs.segments
-        if inputs.rope_frame_offset:
-            extra["rope_frame_offset"] = inputs.rope_frame_offset
-        refs = inputs.time_refs
-        if refs is None:
-            return self.model(x, t, inputs.context, clip_fea=inputs.clip_fea, y=y, fps=inputs.fps, cache=cache,
-                              **extra)
-        frames = x.shape[2]
-        refs = refs.to(x.device, x.dtype).expand(x.shape[0], -1, -1, -1, -1)
-        out = self.model(torch.cat([x, refs], dim=2), t, inputs.context, clip_fea=inputs.clip_fea, y=y,
-                         fps=inputs.fps, cache=cache, **extra)
-        return out[:, :, :frames]
+        return inputs.call(self.model, x, t, cache)
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         v_c = self._run(x, t, self.cond, self.caches[0])

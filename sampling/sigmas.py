@@ -15,7 +15,9 @@ Three grids are in use:
   the timesteps 1000, 750, 500, 250 of the step-distilled Wan models and LoRAs (lightx2v's
   ``denoising_step_list``), which after shift 5 are 1000, 937.5, 833.3, 625; it is also
   ComfyUI's ``simple`` scheduler on a flow model.
-
+* ``hunyuan``: the ``simple`` grid computed as diffusers' ``FlowMatchEulerDiscreteScheduler``
+  does for SkyReels-V1 (HunyuanVideo): b cast to float32 and the shift computed in float32;
+  the model gets the float32 ``1000 sigma`` (not rounded: 1000.0, 995.0981, 989.899, ...).
 
 :func:`a2v_schedule` is the grid of the V3 talking avatar (Euler): t = linspace(1000, 1, N)
 shifted in float32, the model gets the float t.
@@ -28,7 +30,7 @@ from typing import List
 import numpy as np
 import torch
 
-GRIDS = ("official", "diffusers", "simple")
+GRIDS = ("official", "diffusers", "simple", "hunyuan")
 
 
 @dataclass
@@ -62,6 +64,10 @@ def flow_schedule(steps: int, shift: float, grid: str = "official") -> Schedule:
         b = np.linspace(1.0, 1.0 / 1000 if grid == "diffusers" else 0.0, steps + 1)[:steps]
         s = shift_sigmas(b, shift)
         timesteps = torch.from_numpy((s * 1000).astype(np.float32))
+    elif grid == "hunyuan":
+        b = np.linspace(1.0, 0.0, steps + 1)[:steps].astype(np.float32)
+        s = (shift * b / (1 + (shift - 1) * b)).astype(np.float32)  # float32 arithmetic, as the scheduler
+        timesteps = torch.from_numpy(s) * 1000.0
     else:
         raise ValueError("unknown sigma grid %r; choose one of %s" % (grid, ", ".join(GRIDS)))
     sigmas = torch.from_numpy(np.concatenate([s, [0.0]]).astype(np.float32))

@@ -209,6 +209,8 @@ COMPONENT_SUBFOLDERS = {
     "vae": ("vae",),
     "umt5": ("text_encoder",),
     "clip_vision": ("image_encoder",),
+    "llama": ("text_encoder",),        # HunyuanVideo / SkyReels-V1 pipelines
+    "clip_l": ("text_encoder_2",),
 }
 COMPONENT_PATTERNS = {
     "vae": ("*VAE*.pth", "*vae*.pth", "*vae*.safetensors", "*VAE*.safetensors"),
