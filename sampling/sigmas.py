@@ -2,7 +2,7 @@
 
 Rectified flow: ``x_sigma = (1 - sigma) x0 + sigma * noise``; the model sees ``t = 1000 sigma``.
 
-Three grids are in use:
+These grids are in use:
 
 * ``official``: SkyReels-V2 / Wan ``FlowUniPCMultistepScheduler`` (V2, V3-V2V):
   unshifted b = linspace(0.999, 0, N+1)[:N]; sigma = s b / (1 + (s-1) b); the model gets
