@@ -38,6 +38,11 @@ from .sampling.guidance import Denoiser, HunyuanInputs, ModelInputs, ReferenceDe
 from .sampling.sigmas import flow_schedule
 from .sampling.video_codec import VideoCodec
 from .sampling.video_sampler import SampleSettings, sample_video
+# talking avatar (SkyReels-V3 A2V)
+from .models.audio.features import AudioFeatures, encode_waveform, to_mono_16k
+from .models.audio.wav2vec2 import AudioEncoder, load_wav2vec2
+from .sampling.avatar_plan import plan_avatar
+from .sampling.avatar_video import AvatarConditioning, AvatarSettings, generate_avatar_video
 from .models.cogvideox.loader import load_cogvideox_transformer
 from .models.cogvideox.vae_loader import load_cogvideox_vae
 from .sampling.a1_plan import plan_a1_video
@@ -51,6 +56,8 @@ __all__ = [
     "plan_df_video", "DFPlanError", "DFVideoSettings", "DFConditioning", "generate_df_video",
     "CollectFrames", "ChunkFolder",
     "a2_condition", "a2_clip_tokens", "r2v_references", "r2v_bucket_size", "ReferenceDenoiser",
+    "load_wav2vec2", "AudioEncoder", "AudioFeatures", "encode_waveform", "to_mono_16k", "plan_avatar",
+    "AvatarSettings", "AvatarConditioning", "generate_avatar_video",
     "LatentSegment", "plan_extension", "ExtensionSettings", "ExtensionConditioning", "extend_video",
     "load_lora", "read_lora", "apply_loras", "prepare_for_sampling", "release",
     "load_cogvideox_transformer", "load_cogvideox_vae", "plan_a1_video", "A1Codec", "A1VideoSettings",

@@ -171,3 +171,33 @@ class A1DriverHandle:
     @property
     def has_3d(self) -> bool:
         return self.smirk is not None and self.flame is not None
+
+# --------------------------------------------------------------------------- talking avatar (V3 A2V)
+
+AUDIO_ENCODER = "SKYREELS_AUDIO_ENCODER"
+AUDIO_FEATURES = "SKYREELS_AUDIO_FEATURES"  # carries models.audio.features.AudioFeatures
+AVATAR_OPTIONS = "SKYREELS_AVATAR_OPTIONS"
+
+
+@dataclass
+class AudioEncoderHandle:
+    encoder: object                 # models.audio.wav2vec2.AudioEncoder
+    path: str
+
+
+@dataclass
+class AvatarOptions:
+    """Rarely touched talking-avatar settings (the options node); 0 = the preset's / the bucket's."""
+
+    steps: int = 0
+    shift: float = 0.0
+    text_guidance: float = 0.0
+    audio_guidance: float = 0.0
+    width: int = 0
+    height: int = 0
+    frames_per_window: int = 81
+    motion_frames: int = 5
+    drop_frames: int = 12
+    max_frames: int = 5000
+    color_match_strength: float = 1.0
+    chunk_folder: str = ""

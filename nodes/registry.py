@@ -4,10 +4,10 @@ new inputs are only ever appended, so saved workflows keep working.
 Each node module exports ``NODES``: a list of (id, class, display name).  The Wan/V2 core
 modules come first; each later family adds one module ``nodes/<family>.py``.
 """
-from . import a1, a1_driver, conditioning, df, extension, latent, loaders, loras, media, refs, sampling, v1
+from . import a1, a1_driver, avatar, conditioning, df, extension, latent, loaders, loras, media, refs, sampling, v1
 from .validation import guard
 
-MODULES = (loaders, conditioning, sampling, df, latent, media, refs, extension, loras, a1, a1_driver, v1)
+MODULES = (loaders, conditioning, sampling, df, latent, media, refs, extension, loras, a1, a1_driver, v1, avatar)
 
 _NODES = [entry for module in MODULES for entry in module.NODES]
 

@@ -50,7 +50,7 @@ def check_value(name: str, spec, v) -> Optional[str]:
     t = spec[0]
     o = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
     if isinstance(t, (list, tuple)):
-        free = name in FREE_COMBOS or o.get("image_upload") or o.get("video_upload")
+        free = name in FREE_COMBOS or any(k.endswith("_upload") and u for k, u in o.items())
         try:
             listed = v in t
         except TypeError:

@@ -2,7 +2,7 @@
 
 Rectified flow: ``x_sigma = (1 - sigma) x0 + sigma * noise``; the model sees ``t = 1000 sigma``.
 
-Three grids are in use:
+These grids are in use:
 
 * ``official``: SkyReels-V2 / Wan ``FlowUniPCMultistepScheduler`` (V2, V3-V2V):
   unshifted b = linspace(0.999, 0, N+1)[:N]; sigma = s b / (1 + (s-1) b); the model gets
@@ -18,6 +18,9 @@ Three grids are in use:
 * ``hunyuan``: the ``simple`` grid computed as diffusers' ``FlowMatchEulerDiscreteScheduler``
   does for SkyReels-V1 (HunyuanVideo): b cast to float32 and the shift computed in float32;
   the model gets the float32 ``1000 sigma`` (not rounded: 1000.0, 995.0981, 989.899, ...).
+
+:func:`a2v_schedule` is the grid of the V3 talking avatar (Euler): t = linspace(1000, 1, N)
+shifted in float32, the model gets the float t.
 """
 from __future__ import annotations
 
@@ -71,3 +74,17 @@ def flow_schedule(steps: int, shift: float, grid: str = "official") -> Schedule:
         raise ValueError("unknown sigma grid %r; choose one of %s" % (grid, ", ".join(GRIDS)))
     sigmas = torch.from_numpy(np.concatenate([s, [0.0]]).astype(np.float32))
     return Schedule(sigmas=sigmas, timesteps=timesteps)
+
+
+def a2v_schedule(steps: int, shift: float) -> Schedule:
+    """The SkyReels-V3 talking-avatar grid: t = numpy ``linspace(1000, 1, steps)`` in float32, 0
+    appended, each shifted in float32 (r = t / 1000, t' = 1000 s r / (1 + (s - 1) r)); the model
+    gets the float t' (never rounded), the Euler solver sigma = t' / 1000."""
+    if steps < 1:
+        raise ValueError("steps must be at least 1, got %d" % steps)
+    if shift <= 0:
+        raise ValueError("shift must be positive, got %g" % shift)
+    t = torch.cat([torch.from_numpy(np.linspace(1000, 1, steps, dtype=np.float32)), torch.zeros(1)])
+    r = t / 1000
+    shifted = 1000 * (shift * r / (1 + (shift - 1) * r))
+    return Schedule(sigmas=shifted / 1000, timesteps=shifted[:-1].clone())

@@ -233,9 +233,19 @@ def test_symlink_loops_in_a_model_folder_do_not_hang_the_listing(folders):
     assert "a/model.safetensors" in names and len(names) < 50
 
 
-@pytest.mark.parametrize("node", ["SkyReelsV3ExtendVideo", "SkyReelsV3ShotSwitch"])
-def test_extension_chunk_folder_outside_the_output_folder_is_refused(folders, node):
+@pytest.mark.parametrize("node", ["SkyReelsV3ExtendVideo", "SkyReelsV3ShotSwitch", "SkyReelsA1Sampler",
+                                  "SkyReelsTalkingAvatarOptions"])
+def test_every_familys_chunk_folder_outside_the_output_folder_is_refused(folders, node):
     if node not in N:
         pytest.skip("%s is not registered" % node)
-    msg = N[node].VALIDATE_INPUTS(width=0, height=0, chunk_folder="../../x")
+    msg = N[node].VALIDATE_INPUTS(chunk_folder="../../x")
     assert msg is not True and re.search(OUT, msg)
+
+
+def test_audio_name_outside_the_input_folder_is_refused(folders):
+    if "SkyReelsLoadAudio" not in N:
+        pytest.skip("no audio loader registered")
+    (folders["outside"] / "voice.wav").write_bytes(b"")
+    assert N["SkyReelsLoadAudio"].VALIDATE_INPUTS(audio="../elsewhere/voice.wav") is not True
+    with pytest.raises(ValueError, match=OUT):
+        N["SkyReelsLoadAudio"]().load("../elsewhere/voice.wav", 0.0, 0.0)

@@ -86,6 +86,15 @@ def _run_smoke(name, extra, frames, fps, demo_models, tmp_path, capsys):
     assert info["frames"] == frames
     assert (info["width"], info["height"]) == (128, 96)
     assert abs(info["fps"] - fps) < 1e-3
+    if info["has_audio"]:  # the sound track lasts as long as the video, within one frame
+        assert abs(_audio_seconds(str(videos[0])) - frames / fps) <= 1.0 / fps
+
+
+def _audio_seconds(path):
+    from skyreels_pack.media.audio_io import load_audio
+
+    audio = load_audio(path)
+    return audio["waveform"].shape[-1] / audio["sample_rate"]
 
 
 def test_ui_graphs_are_consistent_for_the_editor():

@@ -24,13 +24,13 @@ import os
 from typing import Dict, List
 
 from ..workflow_builder import build, dumps
-from . import (a1, a1_driver, a1_driver_inputs, a1_inputs, extension, extension_inputs, loras, refs, refs_inputs,
-               v1, wan_v2, wan_v2_inputs)
+from . import (a1, a1_driver, a1_driver_inputs, a1_inputs, avatar, avatar_inputs, extension, extension_inputs, loras,
+               refs, refs_inputs, v1, wan_v2, wan_v2_inputs)
 
-FAMILIES = (wan_v2, refs, extension, loras, a1, a1_driver, v1)
+FAMILIES = (wan_v2, refs, extension, loras, a1, a1_driver, v1, avatar)
 INPUT_WRITERS = (wan_v2_inputs.write_example_inputs, refs_inputs.write_example_inputs,
                  extension_inputs.write_example_inputs, a1_inputs.write_example_inputs,
-                 a1_driver_inputs.write_example_inputs)
+                 a1_driver_inputs.write_example_inputs, avatar_inputs.write_example_inputs)
 
 SHIPPED: Dict = {}
 MODELS: Dict = {}

@@ -24,7 +24,7 @@ from . import dit_keys
 from .dit import WanDiT
 from .dit_config import WanDiTConfig
 
-_FP8_ELIGIBLE = re.compile(r"^blocks\.\d+\.(self_attn|cross_attn|ffn)\.[\w.]*weight$")
+_FP8_ELIGIBLE = re.compile(r"^blocks\.\d+\.(self_attn|cross_attn|audio_cross_attn|ffn)\.[\w.]*weight$")
 
 
 # config.json settings the Wan configs read as numbers (official and diffusers names)
