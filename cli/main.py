@@ -17,9 +17,7 @@ import sys
 from typing import List, Optional
 
 from .. import host
-
-PACK_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXAMPLE_INPUTS = os.path.join(PACK_DIR, "workflows", "inputs")
+from .paths import EXAMPLE_INPUTS, WORKFLOWS
 DEFAULT_OUTPUT = os.path.join(os.path.expanduser("~"), "skyreels_output")  # never inside the pack folder
 
 
@@ -73,7 +71,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             from ..nodes.registry import NODE_CLASS_MAPPINGS
             from .shipped import write_all
 
-            for path in write_all(os.path.join(PACK_DIR, "workflows"), NODE_CLASS_MAPPINGS):
+            for path in write_all(WORKFLOWS, NODE_CLASS_MAPPINGS):
                 print("wrote", path)
             if args.inputs:
                 from .shipped import write_example_inputs

@@ -46,7 +46,7 @@ def _astronaut() -> np.ndarray:
     try:
         from skimage import data
     except ImportError:
-        from ..main import EXAMPLE_INPUTS
+        from ..paths import EXAMPLE_INPUTS
 
         p = os.path.join(EXAMPLE_INPUTS, PORTRAIT)
         if not os.path.isfile(p):
