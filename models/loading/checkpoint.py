@@ -15,6 +15,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from .errors import CheckpointError  # the loaders import it from here too
+
 SAFETENSORS_DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
     "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
@@ -25,10 +27,6 @@ for _name, _attr in (("F8_E4M3", "float8_e4m3fn"), ("F8_E5M2", "float8_e5m2")):
         SAFETENSORS_DTYPES[_name] = getattr(torch, _attr)
 
 WEIGHT_EXTENSIONS = (".safetensors", ".sft", ".pth", ".pt", ".bin", ".ckpt")
-
-
-class CheckpointError(ValueError):
-    """A file or folder that cannot serve as the requested model; the message says why."""
 
 
 class TensorSource:

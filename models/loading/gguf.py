@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ...memory.gguf_quant import PLAIN, dequantize, type_name
-from .checkpoint import CheckpointError
+from .errors import CheckpointError
 
 ORIG_SHAPE = "comfy.gguf.orig_shape."
 

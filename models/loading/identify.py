@@ -16,15 +16,23 @@ COMPONENTS = (
 
 
 def _detector(component: str):
+    """``keys -> found or None`` of a component, from its key module (below the loaders, which
+    import this module for their messages)."""
     if component == "dit":
-        from ..wan.dit_loader import detect
-    elif component == "vae":
-        from ..wan.vae_loader import detect
-    elif component == "umt5":
-        from ..text.umt5_loader import detect
-    else:
-        from ..vision.clip_loader import detect
-    return detect
+        from ..wan.dit_keys import detect_naming
+
+        return lambda source: detect_naming(source.keys())
+    if component == "vae":
+        from ..wan.vae_keys import detect_naming
+
+        return lambda source: detect_naming(source.keys(), source.shape)
+    if component == "umt5":
+        from ..text.umt5_keys import detect_naming
+
+        return lambda source: detect_naming(source.keys())
+    from ..vision.clip_keys import detect_naming
+
+    return lambda source: detect_naming(source.keys())
 
 
 def identify(source: TensorSource) -> Optional[str]:

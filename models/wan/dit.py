@@ -331,7 +331,7 @@ class WanDiT(nn.Module):
     def key_aliases(self, name: str):
         """Other spellings of parameter ``name`` in files in circulation: the diffusers name
         (LoRAs made for diffusers' transformer find their layers through it)."""
-        from .dit_keys import official_to_diffusers
+        from .dit_names import official_to_diffusers
 
         return [official_to_diffusers(name)]
 

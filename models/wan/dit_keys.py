@@ -1,8 +1,9 @@
 """State-dict naming of the Wan DiT: official <-> diffusers, ComfyUI prefixes, config inference.
 
 The model's own parameter names are the official ones.  Diffusers-layout checkpoints
-(``*-Diffusers`` repos, SkyReels-A2, V3 R2V) are renamed key by key (shapes are identical);
-ComfyUI repackaged files carry the official names behind ``model.diffusion_model.``.
+(``*-Diffusers`` repos, SkyReels-A2, V3 R2V) are renamed key by key (shapes are identical;
+the name tables are in ``dit_names``, which the model uses too); ComfyUI repackaged files
+carry the official names behind ``model.diffusion_model.``.
 """
 from __future__ import annotations
 
@@ -11,86 +12,10 @@ from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 from .audio_adapter import AudioAdapterConfig
 from .dit_config import WanDiTConfig
+from .dit_names import BLOCK_RE, diffusers_to_official, official_to_diffusers  # noqa: F401 (official_to_diffusers: named here too)
 
 # Prefixes put in front of the official names by ComfyUI and other tools.
 KNOWN_PREFIXES = ("model.diffusion_model.", "diffusion_model.", "model.", "transformer.")
-
-# official -> diffusers, for names outside the blocks (longest match first).
-_TOP_O2D = [
-    ("time_embedding.0.", "condition_embedder.time_embedder.linear_1."),
-    ("time_embedding.2.", "condition_embedder.time_embedder.linear_2."),
-    ("text_embedding.0.", "condition_embedder.text_embedder.linear_1."),
-    ("text_embedding.2.", "condition_embedder.text_embedder.linear_2."),
-    ("time_projection.1.", "condition_embedder.time_proj."),
-    ("img_emb.proj.0.", "condition_embedder.image_embedder.norm1."),
-    ("img_emb.proj.1.", "condition_embedder.image_embedder.ff.net.0.proj."),
-    ("img_emb.proj.3.", "condition_embedder.image_embedder.ff.net.2."),
-    ("img_emb.proj.4.", "condition_embedder.image_embedder.norm2."),
-    ("fps_projection.0.", "fps_projection.net.0.proj."),
-    ("fps_projection.2.", "fps_projection.net.2."),
-    ("head.head.", "proj_out."),
-]
-_TOP_EXACT_O2D = {
-    "head.modulation": "scale_shift_table",
-    "img_emb.emb_pos": "condition_embedder.image_embedder.pos_embed",
-}
-# inside blocks.{i}.
-_BLOCK_O2D = [
-    ("self_attn.q.", "attn1.to_q."), ("self_attn.k.", "attn1.to_k."), ("self_attn.v.", "attn1.to_v."),
-    ("self_attn.o.", "attn1.to_out.0."), ("self_attn.norm_q.", "attn1.norm_q."),
-    ("self_attn.norm_k.", "attn1.norm_k."),
-    ("cross_attn.q.", "attn2.to_q."), ("cross_attn.k.", "attn2.to_k."), ("cross_attn.v.", "attn2.to_v."),
-    ("cross_attn.o.", "attn2.to_out.0."), ("cross_attn.norm_q.", "attn2.norm_q."),
-    ("cross_attn.norm_k.", "attn2.norm_k."),
-    ("cross_attn.k_img.", "attn2.add_k_proj."), ("cross_attn.v_img.", "attn2.add_v_proj."),
-    ("cross_attn.norm_k_img.", "attn2.norm_added_k."),
-    ("norm3.", "norm2."),
-    ("ffn.0.", "ffn.net.0.proj."), ("ffn.2.", "ffn.net.2."),
-]
-_BLOCK_EXACT_O2D = {"modulation": "scale_shift_table"}
-
-# Other spellings seen in circulation (diffusers single-file converter keeps fps_projection.N).
-_EXTRA_D2O = [("fps_projection.0.", "fps_projection.0."), ("fps_projection.2.", "fps_projection.2.")]
-
-_BLOCK_RE = re.compile(r"^blocks\.(\d+)\.(.*)$")
-
-
-def _swap(rest: str, table, exact) -> Optional[str]:
-    if rest in exact:
-        return exact[rest]
-    for a, b in table:
-        if rest.startswith(a):
-            return b + rest[len(a):]
-    return None
-
-
-def official_to_diffusers(key: str) -> str:
-    m = _BLOCK_RE.match(key)
-    if m:
-        new = _swap(m.group(2), _BLOCK_O2D, _BLOCK_EXACT_O2D)
-        return "blocks.%s.%s" % (m.group(1), new if new is not None else m.group(2))
-    new = _swap(key, _TOP_O2D, _TOP_EXACT_O2D)
-    return new if new is not None else key
-
-
-def _invert(table):
-    return [(b, a) for a, b in table]
-
-
-_TOP_D2O = sorted(_invert(_TOP_O2D) + _EXTRA_D2O, key=lambda p: -len(p[0]))
-_TOP_EXACT_D2O = {v: k for k, v in _TOP_EXACT_O2D.items()}
-_BLOCK_D2O = sorted(_invert(_BLOCK_O2D), key=lambda p: -len(p[0]))
-_BLOCK_EXACT_D2O = {v: k for k, v in _BLOCK_EXACT_O2D.items()}
-
-
-def diffusers_to_official(key: str) -> str:
-    m = _BLOCK_RE.match(key)
-    if m:
-        new = _swap(m.group(2), _BLOCK_D2O, _BLOCK_EXACT_D2O)
-        return "blocks.%s.%s" % (m.group(1), new if new is not None else m.group(2))
-    new = _swap(key, _TOP_D2O, _TOP_EXACT_D2O)
-    return new if new is not None else key
-
 
 # --------------------------------------------------------------------------- detection
 
@@ -154,7 +79,7 @@ def infer_config(shapes: Mapping[str, Sequence[int]], hints: Optional[Dict] = No
     freq_dim = need("time_embedding.0.weight")[1]
     head_out = need("head.head.weight")[0]
     out_dim = head_out // (patch[0] * patch[1] * patch[2])
-    layers = 1 + max(int(m.group(1)) for k in shapes for m in [_BLOCK_RE.match(k)] if m)
+    layers = 1 + max(int(m.group(1)) for k in shapes for m in [BLOCK_RE.match(k)] if m)
     image_dim = shapes["img_emb.proj.0.weight"][0] if "img_emb.proj.0.weight" in shapes else None
     pos = shapes["img_emb.emb_pos"][1] if "img_emb.emb_pos" in shapes else None
     fps = "fps_embedding.weight" in shapes

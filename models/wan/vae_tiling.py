@@ -38,14 +38,24 @@ the per-tile working memory.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import Iterator, List, Optional, Protocol, Tuple
 
 import torch
 
 from ...host import Progress, check_interrupt
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .vae import WanVAE
+
+class StreamingVAE(Protocol):
+    """What the tiles need of a VAE: its factors and causal streams (the Wan VAE; the
+    HunyuanVideo VAE decodes through them too)."""
+
+    config: object  # with spatial_factor and temporal_factor
+    z_dim: int
+
+    def encode_stream(self, video: torch.Tensor, time_chunk: Optional[int], posterior: bool
+                      ) -> Iterator[Tuple[int, int, torch.Tensor]]: ...
+
+    def decode_stream(self, z_raw: torch.Tensor, time_chunk: Optional[int]) -> Iterator[Tuple[int, torch.Tensor]]: ...
 
 
 @dataclass
@@ -134,7 +144,7 @@ def _finish(out: torch.Tensor, tiles, device) -> torch.Tensor:
     return out.div_(total)
 
 
-def encode_video(vae: "WanVAE", video: torch.Tensor, tiling: Optional[VAETiling], posterior: bool = False
+def encode_video(vae: StreamingVAE, video: torch.Tensor, tiling: Optional[VAETiling], posterior: bool = False
                  ) -> torch.Tensor:
     """Raw μ of ``video`` (checked by the caller), tiled as ``tiling`` says (None = untiled);
     with ``posterior``, μ and the log-variance on the channel axis."""
@@ -157,7 +167,7 @@ def encode_video(vae: "WanVAE", video: torch.Tensor, tiling: Optional[VAETiling]
     return _finish(out, tiles, video.device)
 
 
-def decode_latent(vae: "WanVAE", z_raw: torch.Tensor, tiling: Optional[VAETiling], clamp: bool) -> torch.Tensor:
+def decode_latent(vae: StreamingVAE, z_raw: torch.Tensor, tiling: Optional[VAETiling], clamp: bool) -> torch.Tensor:
     """Video of the raw latent ``z_raw`` (checked by the caller), tiled as ``tiling`` says."""
     sf, tf = vae.config.spatial_factor, vae.config.temporal_factor
     b, _, f, h, w = z_raw.shape
