@@ -62,14 +62,12 @@ def flow_schedule(steps: int, shift: float, grid: str = "official") -> Schedule:
         b = np.linspace(np.float32(0.999), 0.0, steps + 1)[:steps]  # float64, start = float32(0.999)
         s = shift_sigmas(b, shift)
         timesteps = torch.from_numpy((s * 1000).astype(np.int64))
-    elif grid in ("diffusers", "simple"):
-        b = np.linspace(1.0, 1.0 / 1000 if grid == "diffusers" else 0.0, steps + 1)[:steps]
-        s = shift_sigmas(b, shift)
+    elif grid in ("diffusers", "simple", "hunyuan"):
+        # hunyuan: the simple grid in float32 arithmetic, as diffusers' FlowMatchEulerDiscreteScheduler
+        dtype = np.float32 if grid == "hunyuan" else np.float64
+        b = np.linspace(1.0, 1.0 / 1000 if grid == "diffusers" else 0.0, steps + 1)[:steps].astype(dtype)
+        s = shift_sigmas(b, shift).astype(dtype)
         timesteps = torch.from_numpy((s * 1000).astype(np.float32))
-    elif grid == "hunyuan":
-        b = np.linspace(1.0, 0.0, steps + 1)[:steps].astype(np.float32)
-        s = (shift * b / (1 + (shift - 1) * b)).astype(np.float32)  # float32 arithmetic, as the scheduler
-        timesteps = torch.from_numpy(s) * 1000.0
     else:
         raise ValueError("unknown sigma grid %r; choose one of %s" % (grid, ", ".join(GRIDS)))
     sigmas = torch.from_numpy(np.concatenate([s, [0.0]]).astype(np.float32))
