@@ -333,7 +333,7 @@ class A1Sampler:
         from ..models.a1.portrait import frame_portrait, image_to_uint8, uint8_to_image
         from ..sampling.a1_video import A1Codec, A1VideoSettings, generate_a1_video
         from ..sampling.chunk_store import CollectFrames
-        from .model_session import dit_session
+        from .model_session import dit_session, run_identity
 
         mcfg = model.config
         if mcfg.use_learned_positional_embeddings and (height // 8, width // 8) != (mcfg.sample_height, mcfg.sample_width):
@@ -361,7 +361,8 @@ class A1Sampler:
             codec = A1Codec(vae.vae, pose_guider.vae, device, vae.tiling, pose_guider.tiling,
                             place=lambda m: _visit(m, device))
             try:
-                res = generate_a1_video(dit, codec, settings, framed, control, face, sink, chunk_dir=folder or None)
+                res = generate_a1_video(dit, codec, settings, framed, control, face, sink, chunk_dir=folder or None,
+                                        identity=run_identity(model, vae=vae, pose_guider=pose_guider))
             except ValueError as e:
                 raise NodeError(str(e)) from e
         host.log("SkyReels-A1: %d frames in %d windows%s" % (

@@ -270,7 +270,7 @@ class TalkingAvatarSampler:
         from ..sampling.avatar_video import AvatarConditioning, AvatarSettings, generate_avatar_video
         from ..sampling.chunk_store import CollectFrames
         from ..sampling.video_codec import VideoCodec
-        from .model_session import dit_session
+        from .model_session import dit_session, run_identity
 
         opt = options or handles.AvatarOptions()
         cfg = model.config
@@ -327,7 +327,8 @@ class TalkingAvatarSampler:
             vae.vae.to(device)
             try:
                 generate_avatar_video(dit, VideoCodec(vae.vae, device, vae.tile), encode_clip, settings,
-                                      conditioning, sink, chunk_dir=chunk_dir or None)
+                                      conditioning, sink, chunk_dir=chunk_dir or None,
+                                      identity=run_identity(model, vae=vae, clip_vision=clip_vision))
             except ValueError as e:
                 raise NodeError(str(e)) from e
             finally:

@@ -1,8 +1,6 @@
 """The diffusion-forcing sampler node (long video, any length) and its options node."""
 from __future__ import annotations
 
-import os
-
 import torch
 
 from .. import host
@@ -14,7 +12,7 @@ from ..sampling.video_codec import VideoCodec
 from ..sampling.video_sampler import GRID_CHOICES, SOLVER_CHOICES
 from . import handles
 from .base import SAMPLING, NodeError, seed_input, size_inputs
-from .model_session import dit_session, step_caches
+from .model_session import dit_session, run_identity, step_caches
 from .validation import check_size
 
 COLOR_MATCH = ["none", "mean_std_lab", "mean_std_rgb"]
@@ -185,8 +183,7 @@ class DFSampler:
         clip = resize_frames(video, width, height) if video is not None else None
         if chunk_dir:
             chunk_dir = host.resolve_output_dir(chunk_dir, create=True, what="chunk_folder")
-        identity = {"dit": _file_identity(model.path), "vae": _file_identity(vae.path), "compile": model.compile,
-                    "cache": repr(cache) if cache is not None else None}
+        identity = run_identity(model, cache, vae=vae)
         sink = CollectFrames()
         chunk_latents = (min(num_frames, opt.base_num_frames) - 1) // 4 + 2  # + an end frame
         with dit_session(model, (chunk_latents, height // 8, width // 8), teacache=cache is not None) as dit:
@@ -242,16 +239,6 @@ def _plan(width, height, num_frames, seed, steps, cfg, shift, ar_step, causal_bl
         except ValueError as e:
             raise NodeError(str(e)) from e
     return plan, settings, chunk_dir
-
-
-def _file_identity(path):
-    """Which file a handle was loaded from (its name and size; the weights themselves are
-    fingerprinted by the engine): part of a resume's signature."""
-    name = os.path.basename(str(path).rstrip("/\\"))
-    try:
-        return [name, os.path.getsize(path) if os.path.isfile(path) else None]
-    except OSError:
-        return [name, None]
 
 
 def _color_match(frames, reference, method, strength):

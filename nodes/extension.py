@@ -14,7 +14,7 @@ from ..sampling.extension_video import ExtensionConditioning, ExtensionSettings,
 from ..sampling.video_codec import VideoCodec
 from . import handles
 from .base import CONDITIONING, MAX_RESOLUTION, SAMPLING, NodeError, seed_input
-from .model_session import dit_session
+from .model_session import dit_session, run_identity
 
 _EXPECTED = {SINGLE_SHOT: ("v3_extend", "transformer/"), SHOT_SWITCH: ("v3_shot", "shot_transformer/")}
 
@@ -110,7 +110,8 @@ class _V3Extension:
             vae.vae.to(device)
             try:
                 res = extend_video(dit, VideoCodec(vae.vae, device, vae.tile), settings,
-                                   ExtensionConditioning(video, prompts, neg), sink, chunk_dir=folder or None)
+                                   ExtensionConditioning(video, prompts, neg), sink, chunk_dir=folder or None,
+                                   identity=run_identity(model, vae=vae))
             finally:
                 vae.vae.to(host.offload_device())
         new = sink.images()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 from .. import host
 
@@ -34,3 +35,22 @@ def step_caches(settings, config, calls_per_branch: int, latent_hw=None):
 
     return teacache_pair(config, settings.threshold, calls_per_branch, use_ret_steps=settings.use_ret_steps,
                          latent_hw=latent_hw)
+
+
+def run_identity(model, cache=None, **handles) -> dict:
+    """What the node layer adds to a long render's resume signature (the engine fingerprints the
+    weights and digests the inputs): the files the DiT and the other ``handles`` (vae, ...) were
+    loaded from, the DiT's compile flag and the step-cache settings."""
+    out = {"dit": file_identity(model.path), "compile": model.compile,
+           "cache": repr(cache) if cache is not None else None}
+    out.update((name, file_identity(handle.path)) for name, handle in handles.items())
+    return out
+
+
+def file_identity(path):
+    """Which file a handle was loaded from: its name and size."""
+    name = os.path.basename(str(path).rstrip("/\\"))
+    try:
+        return [name, os.path.getsize(path) if os.path.isfile(path) else None]
+    except OSError:
+        return [name, None]

@@ -25,7 +25,7 @@ from .a1_sampler import A1SampleSettings, sample_a1_window
 from .alphas import vp_schedule
 from .chunk_store import ChunkSink, FinishedChunk
 from .noise import NoiseSource, chunk_seed
-from .resumable import PieceRun
+from .resumable import PieceRun, piece_signature
 
 LATENT_CHANNELS = 16
 
@@ -122,10 +122,12 @@ def check_control(control: torch.Tensor, portrait: torch.Tensor) -> None:
 
 def generate_a1_video(model: Callable, codec: A1Codec, settings: A1VideoSettings, portrait: torch.Tensor,
                       control: torch.Tensor, face: torch.Tensor, sink: ChunkSink, chunk_dir: Optional[str] = None,
-                      device=None) -> A1VideoResult:
+                      device=None, identity: Optional[dict] = None) -> A1VideoResult:
     """Animate ``portrait`` (IMAGE [1, H, W, 3], already framed at width x height) with ``control``
     (IMAGE [1 + V, H, W, 3] at width x height) and the face tokens ``face`` [1, L, C]; the V new
-    frames go to ``sink`` window by window (and to ``chunk_dir`` if given).
+    frames go to ``sink`` window by window (and to ``chunk_dir`` if given: a later call with the
+    same everything resumes after the windows saved there, see
+    :func:`.resumable.piece_signature`; ``identity``: what else the caller knows changes the result).
 
     ``model(x [B, F, 48, h, w], t [B], face [B, L, C]) -> v [B, F, 16, h, w]``."""
     settings.check()
@@ -144,8 +146,11 @@ def generate_a1_video(model: Callable, codec: A1Codec, settings: A1VideoSettings
     fusion_steps = sample_settings.fusion_steps()
     face = face.to(device)
 
-    signature = {"settings": asdict(s), "portrait": _digest(portrait), "control": _digest(control),
-                 "face": _digest(face)}
+    inputs = {"portrait": portrait, "control": control, "face": face,
+              "vae_tiling": repr(getattr(codec, "vae_tiling", None)),
+              "pose_tiling": repr(getattr(codec, "pose_tiling", None))}
+    signature = piece_signature(s, inputs, model, codec, modules={"pose_guider": getattr(codec, "pose_guider", None)},
+                                identity=identity)
     made = 0
     moments = None
     fusion = None
@@ -190,8 +195,3 @@ def _unpack_cache(history: Optional[torch.Tensor], steps) -> Optional[Dict[int, 
     if history is None:
         return None
     return {i: history[k] for k, i in enumerate(steps)}
-
-
-def _digest(t: torch.Tensor):
-    t = t.float().cpu()
-    return [list(t.shape), round(float(t.sum()), 3), round(float((t * t).sum()), 3)]

@@ -26,7 +26,7 @@ from .avatar_plan import LATER_WINDOWS, PORTRAIT, AvatarPlan, ClipPlan, plan_ava
 from .chunk_store import ChunkSink, FinishedChunk
 from .guidance import AudioGuidance, ModelInputs
 from .noise import NoiseSource, chunk_seed
-from .resumable import PieceRun
+from .resumable import PieceRun, piece_signature
 from .sigmas import a2v_schedule
 from .video_codec import VideoCodec
 
@@ -97,8 +97,11 @@ ClipEncoder = Callable[[torch.Tensor], torch.Tensor]  # IMAGE [1, H, W, 3] -> CL
 
 def generate_avatar_video(model, codec: VideoCodec, encode_clip: ClipEncoder, settings: AvatarSettings,
                           cond: AvatarConditioning, sink: ChunkSink, chunk_dir: Optional[str] = None,
-                          color_match: Optional[Callable] = None) -> AvatarResult:
-    """Make the whole video; its frames go to ``sink`` in order (and every clip to ``chunk_dir``).
+                          color_match: Optional[Callable] = None, identity: Optional[dict] = None) -> AvatarResult:
+    """Make the whole video; its frames go to ``sink`` in order (and every clip to ``chunk_dir``:
+    a later call with the same everything resumes after the clips saved there, see
+    :func:`.resumable.piece_signature`; ``identity``: what else the caller knows changes the
+    result, e.g. the CLIP model behind ``encode_clip``).
 
     ``model`` is an A2V DiT; ``encode_clip`` gives the CLIP tokens of one frame; ``color_match``
     (frames, reference, strength) -> frames defaults to the official per-frame Lab transfer."""
@@ -131,7 +134,7 @@ def generate_avatar_video(model, codec: VideoCodec, encode_clip: ClipEncoder, se
     keyframes: Dict[int, torch.Tensor] = {}   # keyframe-pass frame -> IMAGE [1, H, W, 3]
     motion: Optional[torch.Tensor] = None     # the previous window's last kept frames
     made = 0
-    with PieceRun(sink, chunk_dir, _signature(s, cond), asdict(s), len(plan.clips) * s.steps,
+    with PieceRun(sink, chunk_dir, _signature(s, cond, model, codec, identity), asdict(s), len(plan.clips) * s.steps,
                   "talking avatar") as run:
         for clip in plan.clips:
             saved = run.saved(clip.index)
@@ -236,12 +239,8 @@ def _restore(clip: ClipPlan, fin: FinishedChunk, plan: AvatarPlan, keyframes, mo
     return keyframes, motion
 
 
-def _signature(s: AvatarSettings, cond: AvatarConditioning) -> dict:
-    def digest(t):
-        if t is None:
-            return None
-        t = t.float().cpu()
-        return [list(t.shape), round(float(t.sum()), 3), round(float((t * t).sum()), 3)]
-
-    return {"settings": asdict(s), "portrait": digest(cond.portrait), "features": digest(cond.features),
-            "prompt": digest(cond.prompt), "connection": digest(cond.connection), "negative": digest(cond.negative)}
+def _signature(s: AvatarSettings, cond: AvatarConditioning, model, codec: VideoCodec, identity: Optional[dict]) -> dict:
+    """Everything that changes the video: a resume with another value would mix two runs."""
+    return piece_signature(s, {"portrait": cond.portrait, "features": cond.features, "prompt": cond.prompt,
+                               "connection": cond.connection, "negative": cond.negative}, model, codec,
+                           identity=identity)

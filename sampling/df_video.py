@@ -25,13 +25,13 @@ from typing import Callable, List, Optional, Sequence, Tuple
 import torch
 
 from ..host import check_interrupt, log
-from .chunk_store import ChunkSink, FinishedChunk, module_fingerprint, tensor_digest
+from .chunk_store import ChunkSink, FinishedChunk
 from .df_chunk import DFChunkSettings, sample_df_chunk
 from .df_plan import DFVideoPlan, plan_df_video
 from .finite import NonFiniteError
 from .guidance import Denoiser, ModelInputs
 from .noise import NoiseSource, chunk_seed
-from .resumable import PieceRun
+from .resumable import PieceRun, piece_signature
 from .sigmas import flow_schedule
 from .video_codec import VideoCodec
 
@@ -297,21 +297,5 @@ def _caches(factory: Optional[CacheFactory], chunk, s: DFVideoSettings):
 def _signature(s: DFVideoSettings, cond: DFConditioning, model=None, codec: Optional[VideoCodec] = None,
                identity: Optional[dict] = None) -> dict:
     """Everything that changes the video: a resume with another value would mix two runs."""
-    def inputs(p: Optional[ModelInputs]):
-        if p is None:
-            return None
-        return [tensor_digest(p.context), tensor_digest(p.clip_fea), tensor_digest(p.y), p.fps]
-
-    vae = codec.vae if codec is not None else None
-    return {
-        "settings": asdict(s),
-        "prompts": [inputs(p) for p in cond.prompts],
-        "negative": inputs(cond.negative),
-        "start": tensor_digest(cond.start_image), "end": tensor_digest(cond.end_image),
-        "video": tensor_digest(cond.video),
-        "dit": module_fingerprint(model) if isinstance(model, torch.nn.Module) else None,
-        "dit_config": repr(getattr(model, "config", None)),
-        "vae": module_fingerprint(vae) if isinstance(vae, torch.nn.Module) else None,
-        "vae_tile": repr(codec.tile) if codec is not None else None,
-        "identity": identity or {},
-    }
+    return piece_signature(s, {"prompts": list(cond.prompts), "negative": cond.negative, "start": cond.start_image,
+                               "end": cond.end_image, "video": cond.video}, model, codec, identity=identity)

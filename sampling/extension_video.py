@@ -40,7 +40,7 @@ from .extension_plan import MODES, SHOT_SWITCH, SINGLE_SHOT, ExtensionPiece, Ext
 from .flow_sampler import sample_flow
 from .guidance import Denoiser, ModelInputs
 from .noise import NoiseSource, chunk_seed
-from .resumable import PieceRun
+from .resumable import PieceRun, piece_signature
 from .sigmas import GRIDS, flow_schedule
 from .video_codec import VideoCodec
 
@@ -101,15 +101,19 @@ def plan_and_input(settings: ExtensionSettings, video: torch.Tensor):
 
 
 def extend_video(model, codec: VideoCodec, settings: ExtensionSettings, cond: ExtensionConditioning,
-                 sink: ChunkSink, chunk_dir: Optional[str] = None) -> ExtensionResult:
-    """Make the new frames; each finished piece goes to ``sink`` (and to ``chunk_dir`` if given)."""
+                 sink: ChunkSink, chunk_dir: Optional[str] = None, identity: Optional[dict] = None) -> ExtensionResult:
+    """Make the new frames; each finished piece goes to ``sink`` (and to ``chunk_dir`` if given).
+
+    With ``chunk_dir``, a later call with the same everything resumes after the pieces saved
+    there (see :func:`.resumable.piece_signature`; ``identity``: what else the caller knows
+    changes the result)."""
     plan, inp = plan_and_input(settings, cond.video)
     schedule = flow_schedule(settings.steps, settings.shift, settings.sigma_grid)
     tail = inp.prefix  # the frames the next piece continues from
     n = plan.condition_frames
     made, latents = 0, []
     label = "V3 single-shot extension" if settings.mode == SINGLE_SHOT else "V3 shot switching"
-    with PieceRun(sink, chunk_dir, _signature(settings, cond, inp), asdict(settings),
+    with PieceRun(sink, chunk_dir, _signature(settings, cond, inp, model, codec, identity), asdict(settings),
                   settings.steps * len(plan.pieces), label) as run:
         for piece in plan.pieces:
             fin = run.saved(piece.index)
@@ -154,21 +158,12 @@ def _make_piece(model, codec: VideoCodec, piece: ExtensionPiece, tail: torch.Ten
     return FinishedChunk(piece.index, frames, z.float().cpu(), None)
 
 
-def tensor_digest(t: Optional[torch.Tensor]):
-    """A short fingerprint of a tensor for the run signature: shape, sum and sum of squares."""
-    if t is None:
-        return None
-    t = t.detach().float().cpu()
-    return [list(t.shape), round(float(t.sum()), 3), round(float((t * t).sum()), 3)]
-
-
-def _signature(s: ExtensionSettings, cond: ExtensionConditioning, inp: ExtensionInput) -> dict:
-    return {
-        "settings": asdict(s),
-        "prompts": [tensor_digest(p.context) for p in cond.prompts],
-        "negative": tensor_digest(cond.negative.context) if cond.negative is not None and s.guidance > 1 else None,
-        "prefix": tensor_digest(inp.prefix),
-    }
+def _signature(s: ExtensionSettings, cond: ExtensionConditioning, inp: ExtensionInput, model, codec: VideoCodec,
+               identity: Optional[dict]) -> dict:
+    """Everything that changes the new frames: a resume with another value would mix two runs."""
+    negative = cond.negative if s.guidance > 1 else None  # used only above a scale of 1
+    return piece_signature(s, {"prompts": list(cond.prompts), "negative": negative, "prefix": inp.prefix}, model, codec,
+                           identity=identity)
 
 
 __all__ = ["ExtensionSettings", "ExtensionConditioning", "ExtensionResult", "extend_video", "plan_and_input",

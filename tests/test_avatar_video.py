@@ -188,3 +188,17 @@ def test_long_audio_beyond_max_frames_is_cut_not_refused(model):
         plan_avatar(40, 17, 5, 4, max_frames=30)
     res, sink, _, _, _ = run(model, settings(max_frames=30))
     assert sink.images().shape[0] == 30
+
+
+def test_a_resume_with_other_weights_is_refused(model, tmp_path):
+    """The clips' signature holds the weights of the DiT and of the VAE, not only the inputs."""
+    folder = str(tmp_path / "clips")
+    run(model, settings(steps=1), frames=17, chunk_dir=folder)
+    other_vae = SpyVAE()
+    with torch.no_grad():
+        other_vae.enc.mul_(1.01)
+    for changed, kw in ((tiny_a2v_dit(seed=1), {}), (model, dict(vae=other_vae))):
+        with pytest.raises(ValueError, match="different run"):
+            run(changed, settings(steps=1), frames=17, chunk_dir=folder, **kw)
+    res = run(model, settings(steps=1), frames=17, chunk_dir=folder)[0]
+    assert res.resumed_clips == len(res.plan.clips)

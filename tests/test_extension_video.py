@@ -247,3 +247,23 @@ def test_shipped_workflows_carry_the_official_v3_defaults():
     assert durations["skyreels_v3_shot_switch.json"] == [("SkyReelsV3ShotSwitch", 5)]
     assert sorted(durations["skyreels_v3_extend_cut_extend.json"]) == [
         ("SkyReelsV3ExtendVideo", 5), ("SkyReelsV3ExtendVideo", 5), ("SkyReelsV3ShotSwitch", 5)]
+
+
+def test_a_resume_with_other_weights_or_a_prompt_of_the_same_sums_is_refused(v3, tmp_path):
+    """The pieces' signature holds every value of the prompts (a reordered prompt has the same sum
+    and sum of squares) and the weights of the DiT and of the VAE."""
+    import copy
+
+    model, ctx = v3
+    folder = str(tmp_path / "pieces")
+    run(v3, mode="shot_switch", duration=2, chunk_dir=folder)
+    other_dit = copy.deepcopy(model)
+    other_vae = ToyVAE()
+    with torch.no_grad():
+        next(other_dit.parameters()).mul_(1.01)
+        other_vae.enc.mul_(1.01)
+    for changed, kw in (((model, ctx.flip(1)), {}), ((other_dit, ctx), {}), (v3, dict(codec=VideoCodec(other_vae)))):
+        with pytest.raises(ValueError, match="different run"):
+            run(changed, mode="shot_switch", duration=2, chunk_dir=folder, **kw)
+    res, _, _ = run(v3, mode="shot_switch", duration=2, chunk_dir=folder)
+    assert res.resumed_pieces == 1
