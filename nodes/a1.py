@@ -12,114 +12,65 @@ import os
 import torch
 
 from .. import host
-from ..models.common.ops import default_compute_dtype
 from . import handles
-from .base import CONDITIONING, LOADERS, MAX_RESOLUTION, MEDIA, SAMPLING, NodeError, model_list, seed_input
-from .loaders import ATTENTION, COMPUTE_DTYPES, WEIGHT_DTYPES, _compute_dtype, _path
+from .base import (CONDITIONING, LOADERS, MAX_RESOLUTION, MEDIA, SAMPLING, NodeError, check_chunk_folder,
+                   chunk_folder_input, model_list, model_names, resolve_chunk_folder, seed_input)
+from .loading import DiTLoaderNode, check_model, dit_inputs, dit_optional, dtype_of, load_dit, path_input, resolve_path
 from .validation import check_size
 
 NO_DETECTOR = "none"
-# Where the workflows expect the release's face landmarker (listed even when absent, so saved
-# workflows stay valid; choosing it without the file gives a message saying where it goes).
+# Where the workflows expect the release's face landmarker (see landmarker_choices).
 DEFAULT_DETECTOR = "SkyReels-A1/mediapipe/face_landmarker_v2_with_blendshapes.task"
-_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DETECTOR_KINDS = ("diffusion_models", "mediapipe")
+NOT_FOUND = "no model was found in the %s folders; put the SkyReels-A1 folder there or type a full path into 'path'"
 
 
-def _listing(kinds, extensions=None, include_folders=True):
-    names = []
-    for kind in kinds:
-        names += host.list_models(kind, include_folders=include_folders, extensions=extensions)
-    return sorted(set(names))
+def landmarker_choices(first=()) -> list:
+    """The MediaPipe .task files in the model folders, the release's place first (listed even when
+    absent, so saved workflows stay valid; choosing it without the file says where it goes)."""
+    found = model_names(DETECTOR_KINDS, extensions=(".task",), include_folders=False)
+    return list(first) + [DEFAULT_DETECTOR] + [f for f in found if f != DEFAULT_DETECTOR]
 
 
-def _choices(kinds):
-    return _listing(kinds) or ["(no models found in %s)" % " or ".join(kinds)]
-
-
-def _resolve(kinds, name: str, override: str = "") -> str:
-    choice = (override or "").strip() or name
-    if choice.startswith("(no models found"):
-        raise NodeError("no model was found in the %s folders; put the SkyReels-A1 folder there or type a full path "
-                        "into 'path'" % " / ".join(kinds))
-    outside = []
-    for kind in kinds:
+def resolve_landmarker(choice: str, override: str, missing: str) -> str:
+    """The full path of the chosen .task file (``override``: a name or path inside the model
+    folders); ``missing``: the message when the listed choice is not there."""
+    override = (override or "").strip()
+    if override:
+        task = resolve_path(DETECTOR_KINDS, "", override)
+    else:
         try:
-            return host.resolve_model(kind, choice)
-        except FileNotFoundError:
-            continue
-        except host.PathError as e:  # models are read inside the model folders only
-            outside.append(str(e))
-    if len(outside) == len(kinds):
-        raise NodeError(outside[0])
-    raise NodeError("%r was not found in the %s folders; check the name (a name, or a full path inside them)"
-                    % (choice, " / ".join(kinds)))
+            task = resolve_path(DETECTOR_KINDS, choice)
+        except NodeError:
+            raise NodeError(missing) from None
+    if not os.path.isfile(task):
+        raise NodeError("face landmarker file not found: %s" % task)
+    return task
 
 
-def _dtype(name: str) -> torch.dtype:
-    return default_compute_dtype(host.torch_device()) if name == "auto" else _DTYPES[name]
-
-
-class A1Loader:
+class A1Loader(DiTLoaderNode):
     DESCRIPTION = ("Loads the SkyReels-A1 transformer (CogVideoX-5B-I2V based, 48 input channels, SigLIP face tokens) "
                    "from the release's transformer/ folder, the whole SkyReels-A1-5B folder, or a single file (bf16, "
                    "fp16, fp8, scaled fp8).")
-    CATEGORY = LOADERS
     RETURN_TYPES = (handles.A1_MODEL,)
-    RETURN_NAMES = ("model",)
     OUTPUT_TOOLTIPS = ("The A1 transformer with its detected configuration and memory settings.",)
-    FUNCTION = "load"
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
-            "required": {
-                "model": (model_list("diffusion_models"), {
-                    "tooltip": "The A1 transformer in ComfyUI's models/diffusion_models: "
-                               "SkyReels-A1/SkyReels-A1-5B/transformer (the release folder), or a single file."}),
-                "weight_dtype": (WEIGHT_DTYPES, {
-                    "default": "auto",
-                    "tooltip": "How weights are kept in memory. auto: fp8 files stay fp8, others in the compute dtype "
-                               "(11.3 GB in bf16). fp8 halves that at a small quality cost; int8 / nf4 go further."}),
-                "compute_dtype": (COMPUTE_DTYPES, {
-                    "default": "auto", "tooltip": "Precision of the matrix products. auto: bf16 (the official dtype) "
-                                                  "on GPUs that have it, fp16 on older ones, fp32 on CPU."}),
-                "attention": (ATTENTION, {
-                    "default": "auto", "tooltip": "Attention kernel. auto picks SageAttention or flash-attention when "
-                                                  "installed, else PyTorch SDPA."}),
-                "vram_budget_gb": ("FLOAT", {
-                    "default": 0.0, "min": 0.0, "max": 1024.0, "step": 0.5,
-                    "tooltip": "GPU memory the transformer may use, in GB. 0 = the whole model on the GPU. With a "
-                               "budget, as many blocks as fit stay on the GPU and the rest stream in just in time "
-                               "(8-12 GB cards). Leave about 2 GB for the two VAEs."}),
-            },
-            "optional": {
-                "path": ("STRING", {"default": "", "tooltip": "A full path to a file or folder; overrides 'model'."}),
-                "compile": ("BOOLEAN", {"default": False, "tooltip": "torch.compile the blocks (falls back with a "
-                                                                      "message where unsupported)."}),
-            },
+            "required": dit_inputs(
+                "The A1 transformer in ComfyUI's models/diffusion_models: SkyReels-A1/SkyReels-A1-5B/transformer (the "
+                "release folder), or a single file.",
+                weights_note=" The A1 transformer takes 11.3 GB in bf16.", compute_note=" bf16 is the official dtype.",
+                budget_note=" (8-12 GB cards). Leave about 2 GB for the two VAEs."),
+            "optional": dit_optional(),
         }
 
     def load(self, model, weight_dtype, compute_dtype, attention, vram_budget_gb, path="", compile=False):
         from ..models.cogvideox.loader import load_cogvideox_transformer
-        from ..models.loading.checkpoint import CheckpointError
 
-        full = _path("diffusion_models", model, path)
-        device = host.torch_device()
-        quant = weight_dtype if weight_dtype in ("int8", "nf4") else None
-        try:
-            dit, cfg = load_cogvideox_transformer(
-                full, weight_dtype="bf16" if quant else weight_dtype, compute_dtype=_compute_dtype(compute_dtype, device),
-                device=host.offload_device(), attention=attention, compute_device=device)
-        except CheckpointError as e:
-            raise NodeError(str(e)) from e
-        if quant:
-            from ..memory.quant import quantize_blocks
-
-            quantize_blocks(dit, quant)
-        if compile:
-            from ..memory.compile import compile_blocks
-
-            compile_blocks(dit)
+        dit, cfg, full = load_dit(load_cogvideox_transformer, model, path, weight_dtype, compute_dtype, attention,
+                                  compile)
         host.log("loaded %s: CogVideoX %s, %d layers, width %d, %s positions, face tokens %s" % (
             full, cfg.size_name, cfg.num_layers, cfg.dim,
             "learned %dx%d" % (cfg.sample_width * 8, cfg.sample_height * 8) if cfg.use_learned_positional_embeddings
@@ -141,7 +92,7 @@ class CogVideoXVAELoader:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": (_choices(cls.KINDS), {
+                "model": (model_list(cls.KINDS), {
                     "tooltip": "SkyReels-A1/SkyReels-A1-5B/vae or .../pose_guider (in models/diffusion_models), or a "
                                "CogVideoX VAE file in models/vae."}),
                 "dtype": (["auto", "fp32", "bf16", "fp16"], {
@@ -152,18 +103,22 @@ class CogVideoXVAELoader:
                                "official scripts run the VAE; off for the pose guider (official)."}),
             },
             "optional": {
-                "path": ("STRING", {"default": "", "tooltip": "A full path; overrides 'model'."}),
+                "path": path_input(cls.KINDS),
             },
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model=None, path=None, **_):
+        return check_model(cls.KINDS, model, path)
 
     def load(self, model, dtype, tiled, path=""):
         from ..models.cogvideox.vae import VAETiling
         from ..models.cogvideox.vae_loader import load_cogvideox_vae
         from ..models.loading.checkpoint import CheckpointError
 
-        full = _resolve(self.KINDS, model, path)
+        full = resolve_path(self.KINDS, model, path, NOT_FOUND % " / ".join(self.KINDS))
         try:
-            vae, cfg = load_cogvideox_vae(full, dtype=_dtype(dtype), device=host.offload_device(), component=None)
+            vae, cfg = load_cogvideox_vae(full, dtype=dtype_of(dtype), device=host.offload_device(), component=None)
         except CheckpointError as e:
             raise NodeError(str(e)) from e
         return (handles.CogVideoXVAEHandle(vae, full, VAETiling.official(cfg) if tiled else None),)
@@ -178,18 +133,15 @@ class A1FaceEncoderLoader:
     OUTPUT_TOOLTIPS = ("SigLIP and the face detector.",)
     FUNCTION = "load"
     KINDS = ("diffusion_models", "clip_vision")
-    DETECTOR_KINDS = ("diffusion_models", "mediapipe")
 
     @classmethod
     def INPUT_TYPES(cls):
-        found = _listing(cls.DETECTOR_KINDS, extensions=(".task",), include_folders=False)
-        detectors = [NO_DETECTOR, DEFAULT_DETECTOR] + [f for f in found if f != DEFAULT_DETECTOR]
         return {
             "required": {
-                "siglip": (_choices(cls.KINDS), {
+                "siglip": (model_list(cls.KINDS), {
                     "tooltip": "SkyReels-A1/SkyReels-A1-5B/siglip-so400m-patch14-384 (the release folder), or a "
                                "SigLIP so400m file in models/clip_vision."}),
-                "face_detector": (detectors, {
+                "face_detector": (landmarker_choices(first=[NO_DETECTOR]), {
                     "default": DEFAULT_DETECTOR,
                     "tooltip": "MediaPipe's face_landmarker_v2_with_blendshapes.task (the release's mediapipe/ "
                                "folder, e.g. SkyReels-A1/mediapipe/...): finds the eyes, nose and mouth corners the "
@@ -199,9 +151,8 @@ class A1FaceEncoderLoader:
                                                      "tooltip": "SigLIP's precision (the official code runs fp32)."}),
             },
             "optional": {
-                "path": ("STRING", {"default": "", "tooltip": "A full path to SigLIP; overrides 'siglip'."}),
-                "detector_path": ("STRING", {"default": "", "tooltip": "A full path to the .task file; overrides "
-                                                                       "'face_detector'."}),
+                "path": path_input(cls.KINDS, overrides="siglip", what="SigLIP's file or folder"),
+                "detector_path": path_input(DETECTOR_KINDS, overrides="face_detector", what="The .task file"),
             },
         }
 
@@ -209,27 +160,20 @@ class A1FaceEncoderLoader:
         from ..models.loading.checkpoint import CheckpointError
         from ..models.vision.siglip import load_siglip
 
-        full = _resolve(self.KINDS, siglip, path)
+        full = resolve_path(self.KINDS, siglip, path, NOT_FOUND % " / ".join(self.KINDS))
         try:
-            enc = load_siglip(full, dtype=_DTYPES[dtype], device=host.offload_device())
-        except CheckpointError as e:
+            enc = load_siglip(full, dtype=dtype_of(dtype), device=host.offload_device())
+        except (CheckpointError, ImportError) as e:
             raise NodeError(str(e)) from e
-        except ImportError as e:
-            raise NodeError(str(e)) from e
-        det = (detector_path or "").strip()
-        if det:  # a name or path inside the model folders only
-            det = _resolve(self.DETECTOR_KINDS, "", det)
-        elif face_detector != NO_DETECTOR:
-            try:
-                det = _resolve(self.DETECTOR_KINDS, face_detector)
-            except NodeError:
-                raise NodeError("the face detector %s was not found: put the SkyReels-A1 release's mediapipe/ folder "
-                                "(face_landmarker_v2_with_blendshapes.task) under models/diffusion_models/SkyReels-A1/, "
-                                "give its path in 'detector_path', or choose 'none' (the portrait's centre square is "
-                                "used as the face)" % face_detector) from None
-        if det and not os.path.isfile(det):
-            raise NodeError("face detector file not found: %s" % det)
-        return (handles.A1FaceEncoderHandle(enc, full, det or None),)
+        det = None
+        if (detector_path or "").strip() or face_detector != NO_DETECTOR:
+            det = resolve_landmarker(
+                face_detector, detector_path,
+                "the face detector %s was not found: put the SkyReels-A1 release's mediapipe/ folder "
+                "(face_landmarker_v2_with_blendshapes.task) under models/diffusion_models/SkyReels-A1/, give its path "
+                "in 'detector_path', or choose 'none' (the portrait's centre square is used as the face)"
+                % face_detector)
+        return (handles.A1FaceEncoderHandle(enc, full, det),)
 
 
 class A1FaceEncode:
@@ -311,22 +255,14 @@ class A1Sampler:
                                              "unconditional pass (twice as fast)."}),
             },
             "optional": {
-                "chunk_folder": ("STRING", {
-                    "default": "",
-                    "tooltip": "Folder where each finished 49-frame window is saved. After a crash or a cancel, "
-                               "running again with the same inputs resumes from the saved windows. Relative paths "
-                               "are inside ComfyUI's output folder. Empty = off."}),
+                "chunk_folder": chunk_folder_input("49-frame window", "windows"),
             },
         }
 
     @classmethod
     def VALIDATE_INPUTS(cls, width=None, height=None, chunk_folder=None, **_):
-        if (chunk_folder or "").strip():
-            try:
-                host.check_output_dir(chunk_folder, "chunk_folder")
-            except host.PathError as e:
-                return str(e)
-        return check_size(width, height, None)
+        ok = check_chunk_folder(chunk_folder)
+        return ok if ok is not True else check_size(width, height, None)
 
     def sample(self, model, vae, pose_guider, portrait, control_video, face_embedding, width, height, seed, steps, cfg,
                chunk_folder=""):
@@ -346,12 +282,7 @@ class A1Sampler:
                             "driving frame" % control_video.shape[0])
         framed = uint8_to_image(frame_portrait(image_to_uint8(portrait), width, height))
         control = _frame_video(control_video, width, height)
-        folder = (chunk_folder or "").strip()
-        if folder:  # inside the output folder only (host.resolve_output_dir refuses '..', paths elsewhere, links out)
-            try:
-                folder = host.resolve_output_dir(folder, create=True, what="chunk_folder")
-            except host.PathError as e:
-                raise NodeError(str(e)) from e
+        folder = resolve_chunk_folder(chunk_folder)
         settings = A1VideoSettings(width=width, height=height, steps=steps, guidance=cfg, seed=seed)
         sink = CollectFrames()
         with dit_session(model, ((settings.window_frames - 1) // 4 + 1, height // 8, width // 8)) as dit:

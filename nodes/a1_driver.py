@@ -13,10 +13,9 @@ import torch
 
 from .. import host
 from . import handles
-from .a1 import DEFAULT_DETECTOR, _listing, _resolve
+from .a1 import DEFAULT_DETECTOR, DETECTOR_KINDS, landmarker_choices, resolve_landmarker
 from .base import CONDITIONING, LOADERS, MAX_RESOLUTION, NodeError
-
-DETECTOR_KINDS = ("diffusion_models", "mediapipe")
+from .loading import path_input, resolve_path
 RETARGET_CHOICES = ("auto", "3d", "2d")
 MODELS_3D = ("auto", "none")
 MISSING_3D = ("the 3D retargeting needs SMIRK and FLAME in the A1 folder (%s): smirk/SMIRK_em1.pt, "
@@ -36,11 +35,9 @@ class A1DriverLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        found = _listing(DETECTOR_KINDS, extensions=(".task",), include_folders=False)
-        tasks = [DEFAULT_DETECTOR] + [f for f in found if f != DEFAULT_DETECTOR]
         return {
             "required": {
-                "face_landmarker": (tasks, {
+                "face_landmarker": (landmarker_choices(), {
                     "default": DEFAULT_DETECTOR,
                     "tooltip": "MediaPipe's face_landmarker_v2_with_blendshapes.task from the A1 release's mediapipe/ "
                                "folder (models/diffusion_models/SkyReels-A1/mediapipe/...). It finds the 478 face "
@@ -51,28 +48,23 @@ class A1DriverLoader:
                                "folder above mediapipe/) has smirk/ and FLAME/; none: the 2D retargeting only."}),
             },
             "optional": {
-                "landmarker_path": ("STRING", {"default": "", "tooltip": "A full path to the .task file; overrides "
-                                                                         "'face_landmarker'."}),
+                "landmarker_path": path_input(DETECTOR_KINDS, overrides="face_landmarker", what="The .task file"),
                 "a1_folder": ("STRING", {"default": "", "tooltip": "The folder that holds smirk/ and FLAME/ (default: "
                                                                    "the folder above the landmarker's mediapipe/)."}),
             },
         }
 
     def load(self, face_landmarker, models_3d, landmarker_path="", a1_folder=""):
-        task = (landmarker_path or "").strip()
-        if task:  # a name or path inside the model folders only
-            task = _resolve(DETECTOR_KINDS, "", task)
-        else:
-            try:
-                task = _resolve(DETECTOR_KINDS, face_landmarker)
-            except NodeError:
-                raise NodeError("the face landmarker %s was not found: put the SkyReels-A1 release's mediapipe/ folder "
-                                "(face_landmarker_v2_with_blendshapes.task) under models/diffusion_models/SkyReels-A1/, "
-                                "or give its path in 'landmarker_path'" % face_landmarker) from None
-        if not os.path.isfile(task):
-            raise NodeError("face landmarker file not found: %s" % task)
+        task = resolve_landmarker(
+            face_landmarker, landmarker_path,
+            "the face landmarker %s was not found: put the SkyReels-A1 release's mediapipe/ folder "
+            "(face_landmarker_v2_with_blendshapes.task) under models/diffusion_models/SkyReels-A1/, or give its path "
+            "in 'landmarker_path'" % face_landmarker)
         folder = (a1_folder or "").strip()
-        folder = _resolve(DETECTOR_KINDS, "", folder) if folder else os.path.dirname(os.path.dirname(os.path.abspath(task)))
+        if folder:  # inside the model folders only
+            folder = resolve_path(DETECTOR_KINDS, "", folder)
+        else:  # the folder above mediapipe/
+            folder = os.path.dirname(os.path.dirname(os.path.abspath(task)))
         handle = handles.A1DriverHandle(task, folder=folder)
         if models_3d == "auto":
             handle.smirk, handle.flame, handle.bs2eye = _load_3d(folder, os.path.dirname(task))

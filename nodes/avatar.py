@@ -6,12 +6,14 @@ audio trimmed to the video, so Save Video writes them in sync.
 """
 from __future__ import annotations
 
-import os
-
 from .. import host
 from ..sampling import conditioning as cond
 from . import handles
-from .base import CONDITIONING, LOADERS, MEDIA, SAMPLING, NodeError, model_list, seed_input
+from .base import (CONDITIONING, LOADERS, MEDIA, SAMPLING, NodeError, check_chunk_folder, chunk_folder_input, model_list,
+                   resolve_chunk_folder, seed_input)
+from .loading import path_input, resolve_path
+from .media import check_input, input_changed, input_choices
+from .model_session import dit_and_codec, on_compute_device, run_identity
 
 AUDIO_FILES = (".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus")
 AVATAR_FPS = 25
@@ -39,15 +41,14 @@ class AudioEncoderLoader:
                     "tooltip": "Precision of the encoder. fp32 as the official code (0.4 GB, only while encoding)."}),
             },
             "optional": {
-                "path": ("STRING", {"default": "", "tooltip": "A full path; overrides 'model' when not empty."}),
+                "path": path_input(),
             },
         }
 
     def load(self, model, dtype, path=""):
         from ..models.audio.wav2vec2 import load_wav2vec2
-        from .loaders import _path
 
-        full = _path("audio_encoders", model, path)
+        full = resolve_path("audio_encoders", model, path)
         enc = load_wav2vec2(full, dtype=dtype, device=host.offload_device())
         host.log("loaded audio encoder %s: %d layers x %d" % (full, enc.layers, enc.hidden_size))
         return (handles.AudioEncoderHandle(enc, full),)
@@ -65,7 +66,7 @@ class LoadAudio:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "audio": (host.list_inputs(AUDIO_FILES) or ["(put audio files in ComfyUI's input folder)"], {
+            "audio": (input_choices(AUDIO_FILES, "audio files"), {
                 "tooltip": "An audio file in ComfyUI's input folder."}),
             "start_seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 100000.0, "step": 0.1,
                                         "tooltip": "Skip this much from the start."}),
@@ -75,21 +76,11 @@ class LoadAudio:
 
     @classmethod
     def VALIDATE_INPUTS(cls, audio=None, **_):
-        if audio is None:
-            return True
-        try:
-            host.resolve_input(audio)
-        except (FileNotFoundError, host.PathError) as e:
-            return str(e)
-        return True
+        return check_input(audio)
 
     @classmethod
     def IS_CHANGED(cls, audio, **_):
-        try:
-            p = host.resolve_input(audio)
-            return "%s:%s" % (os.path.getmtime(p), os.path.getsize(p))
-        except (OSError, ValueError):
-            return audio
+        return input_changed(audio)
 
     def load(self, audio, start_seconds, duration_seconds):
         from ..media.audio_io import load_audio
@@ -129,7 +120,6 @@ class AudioEncode:
 
     def encode(self, audio_encoder, audio, normalize_loudness):
         from ..media.audio_io import check_audio
-        from ..memory.offload import prepare_for_sampling, release
         from ..models.audio.features import encode_waveform, to_mono_16k
 
         try:
@@ -143,11 +133,8 @@ class AudioEncode:
             raise NodeError("the audio is %.2f s long; the talking avatar needs at least 0.4 s"
                             % (mono.shape[0] / 16000))
         enc = audio_encoder.encoder
-        prepare_for_sampling(enc.model, host.torch_device(), None)
-        try:
+        with on_compute_device(enc.model):
             feats = encode_waveform(enc, mono, loudness_norm=normalize_loudness, fps=AVATAR_FPS)
-        finally:
-            release(enc.model)
         feats.audio = {"waveform": waveform[:1].float().cpu(), "sample_rate": rate}
         host.log("audio features: %.2f s -> %d frames at %d fps%s" % (
             feats.seconds, feats.frames, feats.fps,
@@ -193,20 +180,12 @@ class TalkingAvatarOptions:
             "color_match_strength": ("FLOAT", {
                 "default": d.color_match_strength, "min": 0.0, "max": 1.0, "step": 0.05,
                 "tooltip": "Colour match of every window to the portrait (official 1)."}),
-            "chunk_folder": ("STRING", {"default": d.chunk_folder,
-                                        "tooltip": "Folder where every finished window is saved; running again with "
-                                                   "the same inputs resumes after a crash or cancel. Relative paths "
-                                                   "are inside ComfyUI's output folder. Empty = off."}),
+            "chunk_folder": chunk_folder_input("window", "windows"),
         }}
 
     @classmethod
     def VALIDATE_INPUTS(cls, chunk_folder=None, **_):
-        if (chunk_folder or "").strip():
-            try:
-                host.check_output_dir(chunk_folder, "chunk_folder")
-            except host.PathError as e:
-                return str(e)
-        return True
+        return check_chunk_folder(chunk_folder)
 
     def make(self, **kw):
         return (handles.AvatarOptions(**kw),)
@@ -269,8 +248,6 @@ class TalkingAvatarSampler:
         from ..sampling.avatar_plan import bucket_size
         from ..sampling.avatar_video import AvatarConditioning, AvatarSettings, generate_avatar_video
         from ..sampling.chunk_store import CollectFrames
-        from ..sampling.video_codec import VideoCodec
-        from .model_session import dit_session, run_identity
 
         opt = options or handles.AvatarOptions()
         cfg = model.config
@@ -303,17 +280,12 @@ class TalkingAvatarSampler:
             motion_frame=opt.motion_frames, drop_frame=opt.drop_frames, max_frames=opt.max_frames, seed=seed,
             later_windows=later_windows, color_match_strength=opt.color_match_strength)
         image = center_crop_resize(portrait[:1, ..., :3], width, height, "bilinear")
-        ctx = lambda c, what: cond.contexts(c, cfg.text_dim, cfg.text_len, what, 1)[0]  # noqa: E731
+        ctx = lambda c, what: cond.contexts(c, cfg.text_dim, cfg.text_len, what, count=1)[0]  # noqa: E731
         conditioning = AvatarConditioning(
             portrait=image, features=feats.features, prompt=ctx(positive, "positive"),
             connection=ctx(connection, "connection") if connection is not None else None,
             negative=ctx(negative, "negative"))
-        chunk_dir = opt.chunk_folder.strip()
-        if chunk_dir:  # inside the output folder only (host.resolve_output_dir refuses '..', paths elsewhere, links out)
-            try:
-                chunk_dir = host.resolve_output_dir(chunk_dir, create=True, what="chunk_folder")
-            except host.PathError as e:
-                raise NodeError(str(e)) from e
+        chunk_dir = resolve_chunk_folder(opt.chunk_folder)
         enc = clip_vision.encoder
 
         def encode_clip(frame):
@@ -322,17 +294,12 @@ class TalkingAvatarSampler:
 
         sink = CollectFrames()
         latent = ((opt.frames_per_window - 1) // 4 + 1, height // 8, width // 8)
-        with dit_session(model, latent) as dit:
-            device = dit.device
-            vae.vae.to(device)
+        with dit_and_codec(model, vae, latent) as (dit, codec):
             try:
-                generate_avatar_video(dit, VideoCodec(vae.vae, device, vae.tile), encode_clip, settings,
-                                      conditioning, sink, chunk_dir=chunk_dir or None,
+                generate_avatar_video(dit, codec, encode_clip, settings, conditioning, sink, chunk_dir=chunk_dir,
                                       identity=run_identity(model, vae=vae, clip_vision=clip_vision))
             except ValueError as e:
                 raise NodeError(str(e)) from e
-            finally:
-                vae.vae.to(host.offload_device())
         images = sink.images()
         seconds = images.shape[0] / AVATAR_FPS
         audio = feats.audio if feats.audio is not None else {"waveform": torch.zeros(1, 1, 1), "sample_rate": 16000}

@@ -19,14 +19,50 @@ def _default_negative() -> str:
     return NEGATIVE_PROMPT_V2
 
 
-class TextEncode:
-    DESCRIPTION = ("Encodes a prompt and a negative prompt with umT5. Separate prompts for successive "
-                   "diffusion-forcing chunks with '|'.")
+class PromptEncode:
+    """Base of the text encode nodes: a prompt and a negative prompt in, their CONDITIONING out."""
+
     CATEGORY = CONDITIONING
     RETURN_TYPES = ("CONDITIONING", "CONDITIONING")
     RETURN_NAMES = ("positive", "negative")
-    OUTPUT_TOOLTIPS = ("The prompt (one entry per chunk when split with '|').", "The negative prompt.")
     FUNCTION = "encode"
+
+
+class VideoConditioning:
+    """What the nodes share that attach images to a prompt's conditioning and give an empty
+    latent of the video's size for the sampler (image-to-video, the reference injectors)."""
+
+    CATEGORY = CONDITIONING
+    RETURN_TYPES = ("CONDITIONING", "CONDITIONING", "LATENT")
+    RETURN_NAMES = ("positive", "negative", "latent")
+    LATENT_TIP = "An empty latent of the video's size for the sampler."
+    FUNCTION = "encode"
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, width=None, height=None, num_frames=None, **_):
+        return check_size(width, height, num_frames)
+
+    @staticmethod
+    def prompt_inputs(vae_type: str = handles.VAE, vae_tip: str = "The Wan2.1 VAE.",
+                      tip: str = "From a text encode node.", positive_tip: str = None) -> dict:
+        """The first inputs: positive, negative and the VAE."""
+        return {
+            "positive": ("CONDITIONING", {"tooltip": positive_tip or tip}),
+            "negative": ("CONDITIONING", {"tooltip": tip}),
+            "vae": (vae_type, {"tooltip": vae_tip}),
+        }
+
+    @staticmethod
+    def outputs(positive, negative, values: dict, width: int, height: int, num_frames: int) -> tuple:
+        """Both conditionings with ``values`` added, and the empty latent."""
+        latent = {"samples": torch.zeros(latent_space.latent_shape(width, height, num_frames))}
+        return (cond.set_values(positive, values), cond.set_values(negative, values), latent)
+
+
+class TextEncode(PromptEncode):
+    DESCRIPTION = ("Encodes a prompt and a negative prompt with umT5. Separate prompts for successive "
+                   "diffusion-forcing chunks with '|'.")
+    OUTPUT_TOOLTIPS = ("The prompt (one entry per chunk when split with '|').", "The negative prompt.")
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -89,23 +125,17 @@ class CLIPVisionEncode:
         return (cond.ClipVisionOutput(joined),)
 
 
-class ImageToVideo:
+class ImageToVideo(VideoConditioning):
     DESCRIPTION = ("Image-to-video conditioning for SkyReels-V2-I2V: the start image is cropped to the video's "
                    "aspect, resized, encoded with the VAE and attached to the conditioning with its CLIP tokens.")
-    CATEGORY = CONDITIONING
-    RETURN_TYPES = ("CONDITIONING", "CONDITIONING", "LATENT")
-    RETURN_NAMES = ("positive", "negative", "latent")
     OUTPUT_TOOLTIPS = ("Positive with the image channels.", "Negative with the image channels.",
-                       "An empty latent of the video's size for the sampler.")
-    FUNCTION = "encode"
+                       VideoConditioning.LATENT_TIP)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "positive": ("CONDITIONING", {"tooltip": "From a text encode node."}),
-                "negative": ("CONDITIONING", {"tooltip": "From a text encode node."}),
-                "vae": (handles.VAE, {"tooltip": "The Wan2.1 VAE."}),
+                **cls.prompt_inputs(),
                 "start_image": ("IMAGE", {"tooltip": "The first frame of the video."}),
                 **size_inputs(960, 544, 97),
                 "auto_orient": ("BOOLEAN", {
@@ -117,10 +147,6 @@ class ImageToVideo:
                     "tooltip": "CLIP tokens of the start image (needed by the I2V models)."}),
             },
         }
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, width=None, height=None, num_frames=None, **_):
-        return check_size(width, height, num_frames)
 
     def encode(self, positive, negative, vae, start_image, width, height, num_frames, auto_orient,
                clip_vision_output=None):
@@ -143,8 +169,7 @@ class ImageToVideo:
         values = {"concat_latent_image": raw, "concat_mask": mask}
         if clip_vision_output is not None:
             values["clip_vision_output"] = clip_vision_output
-        latent = {"samples": torch.zeros(latent_space.latent_shape(width, height, num_frames))}
-        return (cond.set_values(positive, values), cond.set_values(negative, values), latent)
+        return self.outputs(positive, negative, values, width, height, num_frames)
 
 
 class EmptyLatent:

@@ -8,11 +8,11 @@ from ..models.wan import latent_space
 from ..sampling import conditioning as cond
 from ..sampling.chunk_store import CollectFrames
 from ..sampling.df_video import HISTORY_MODES, DFConditioning, DFVideoSettings, generate_df_video
-from ..sampling.video_codec import VideoCodec
 from ..sampling.video_sampler import GRID_CHOICES, SOLVER_CHOICES
 from . import handles
-from .base import SAMPLING, NodeError, seed_input, size_inputs
-from .model_session import dit_session, run_identity, step_caches
+from .base import (SAMPLING, NodeError, check_chunk_folder, chunk_folder_input, resolve_chunk_folder, seed_input,
+                   size_inputs)
+from .model_session import dit_and_codec, run_identity, step_caches
 from .validation import check_size
 
 COLOR_MATCH = ["none", "mean_std_lab", "mean_std_rgb"]
@@ -64,11 +64,7 @@ class DFOptions:
                     "default": "unipc", "tooltip": "unipc (official), euler, or lcm for step-distilled models and LoRAs."}),
                 "sigma_grid": (list(GRID_CHOICES), {
                     "default": "official", "tooltip": "Sigma grid (official for V2; simple for step-distilled LoRAs)."}),
-                "chunk_folder": ("STRING", {
-                    "default": "",
-                    "tooltip": "Folder where each finished chunk is saved as it is made. After a crash or a cancel, "
-                               "running again with the same settings resumes from the saved chunks. Relative "
-                               "paths are inside ComfyUI's output folder. Empty = off."}),
+                "chunk_folder": chunk_folder_input("chunk", "chunks"),
                 "auto_orient": ("BOOLEAN", {
                     "default": True,
                     "tooltip": "Swap width and height when the start image is portrait and the size landscape "
@@ -85,12 +81,7 @@ class DFOptions:
                 check_window(base_num_frames, overlap_history)
             except DFPlanError as e:
                 return str(e)
-        if chunk_folder:
-            try:
-                host.check_output_dir(chunk_folder, "chunk_folder")
-            except host.PathError as e:
-                return str(e)
-        return True
+        return check_chunk_folder(chunk_folder)
 
     def make(self, **kw):
         return (handles.DFOptions(**kw),)
@@ -181,24 +172,18 @@ class DFSampler:
         start = center_crop_resize(start_image[:1], width, height) if start_image is not None else None
         end = center_crop_resize(end_image[-1:], width, height) if end_image is not None else None
         clip = resize_frames(video, width, height) if video is not None else None
-        if chunk_dir:
-            chunk_dir = host.resolve_output_dir(chunk_dir, create=True, what="chunk_folder")
+        folder = resolve_chunk_folder(chunk_dir)
         identity = run_identity(model, cache, vae=vae)
         sink = CollectFrames()
         chunk_latents = (min(num_frames, opt.base_num_frames) - 1) // 4 + 2  # + an end frame
-        with dit_session(model, (chunk_latents, height // 8, width // 8), teacache=cache is not None) as dit:
-            device = dit.device
-            vae.vae.to(device)
-            try:
-                res = generate_df_video(
-                    dit, VideoCodec(vae.vae, device, vae.tile), settings,
-                    DFConditioning([p.to(dit) for p in prompts], neg.to(dit), start, end, clip),
-                    sink, chunk_dir=chunk_dir or None, identity=identity,
-                    cache_factory=(lambda rows: step_caches(cache, cfg_model, rows, (height // 8, width // 8)))
-                    if cache is not None else None,
-                    color_match=_color_match)
-            finally:
-                vae.vae.to(host.offload_device())
+        latent = (chunk_latents, height // 8, width // 8)
+        with dit_and_codec(model, vae, latent, teacache=cache is not None) as (dit, codec):
+            res = generate_df_video(
+                dit, codec, settings, DFConditioning([p.to(dit) for p in prompts], neg.to(dit), start, end, clip),
+                sink, chunk_dir=folder, identity=identity,
+                cache_factory=(lambda rows: step_caches(cache, cfg_model, rows, (height // 8, width // 8)))
+                if cache is not None else None,
+                color_match=_color_match)
         images = sink.images()
         if clip is not None:
             images = torch.cat([clip, images], dim=0)

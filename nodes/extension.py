@@ -11,10 +11,10 @@ from ..sampling import conditioning as cond
 from ..sampling.chunk_store import CollectFrames
 from ..sampling.extension_plan import SHOT_CONDITION_FRAMES, SHOT_SWITCH, SINGLE_SHOT
 from ..sampling.extension_video import ExtensionConditioning, ExtensionSettings, extend_video, plan_and_input
-from ..sampling.video_codec import VideoCodec
 from . import handles
-from .base import CONDITIONING, MAX_RESOLUTION, SAMPLING, NodeError, seed_input
-from .model_session import dit_session, run_identity
+from .base import (CONDITIONING, MAX_RESOLUTION, SAMPLING, NodeError, check_chunk_folder, chunk_folder_input,
+                   resolve_chunk_folder, seed_input)
+from .model_session import dit_and_codec, run_identity
 
 _EXPECTED = {SINGLE_SHOT: ("v3_extend", "transformer/"), SHOT_SWITCH: ("v3_shot", "shot_transformer/")}
 
@@ -48,11 +48,7 @@ def _common_inputs(model_tip: str, duration) -> dict:
 
 _OPTIONAL = {
     "negative": ("CONDITIONING", {"tooltip": "Negative prompt, used only with cfg above 1 (official: empty)."}),
-    "chunk_folder": ("STRING", {
-        "default": "",
-        "tooltip": "Folder where each finished piece is saved as it is made. After a crash or a cancel, running again "
-                   "with the same settings resumes from the saved pieces. Relative paths are inside ComfyUI's output "
-                   "folder. Empty = off."}),
+    "chunk_folder": chunk_folder_input("piece", "pieces"),
 }
 
 
@@ -68,11 +64,9 @@ class _V3Extension:
 
     @classmethod
     def VALIDATE_INPUTS(cls, width=None, height=None, chunk_folder=None, **_):
-        if (chunk_folder or "").strip():
-            try:
-                host.check_output_dir(chunk_folder, "chunk_folder")
-            except host.PathError as e:
-                return str(e)
+        ok = check_chunk_folder(chunk_folder)
+        if ok is not True:
+            return ok
         if width is None or height is None:
             return True
         if bool(width) != bool(height):
@@ -98,22 +92,11 @@ class _V3Extension:
         if settings.guidance > 1 and neg is None:
             host.log("cfg %g needs a negative prompt (connect one; official: an empty prompt); running one pass"
                      % settings.guidance)
-        folder = (chunk_folder or "").strip()
-        if folder:  # inside the output folder only (host.resolve_output_dir refuses '..', paths elsewhere, links out)
-            try:
-                folder = host.resolve_output_dir(folder, create=True, what="chunk_folder")
-            except host.PathError as e:
-                raise NodeError(str(e)) from e
+        folder = resolve_chunk_folder(chunk_folder)
         sink = CollectFrames()
-        with dit_session(model, (plan.max_model_frames, inp.height // 8, inp.width // 8)) as dit:
-            device = dit.device
-            vae.vae.to(device)
-            try:
-                res = extend_video(dit, VideoCodec(vae.vae, device, vae.tile), settings,
-                                   ExtensionConditioning(video, prompts, neg), sink, chunk_dir=folder or None,
-                                   identity=run_identity(model, vae=vae))
-            finally:
-                vae.vae.to(host.offload_device())
+        with dit_and_codec(model, vae, (plan.max_model_frames, inp.height // 8, inp.width // 8)) as (dit, codec):
+            res = extend_video(dit, codec, settings, ExtensionConditioning(video, prompts, neg), sink, chunk_dir=folder,
+                               identity=run_identity(model, vae=vae))
         new = sink.images()
         return (new, torch.cat([res.input.video, new], dim=0))
 

@@ -10,31 +10,52 @@ from . import handles
 from .base import LATENT, NodeError
 
 
-class VAEDecode:
-    DESCRIPTION = "Decodes a Wan video latent into frames (tiled when the VAE loader says so)."
+class VideoDecode:
+    """Base of the VAE decode nodes: LATENT in (a batch of videos), IMAGE frames out, one video
+    after another with the VAE on the compute device meanwhile.  A family sets the VAE socket
+    and the tooltips and decodes one video in ``decode_one``."""
+
     CATEGORY = LATENT
     RETURN_TYPES = ("IMAGE",)
     RETURN_NAMES = ("images",)
     OUTPUT_TOOLTIPS = ("Frames [frames, height, width, 3] in 0..1.",)
     FUNCTION = "decode"
+    VAE = handles.VAE
+    VAE_TIP = "The Wan2.1 VAE."
+    LATENT_TIP = "A Wan video latent (raw VAE space, as the samplers output it)."
+    LATENT_WORDS = "Wan video latent"
 
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "vae": (handles.VAE, {"tooltip": "The Wan2.1 VAE."}),
-            "latent": ("LATENT", {"tooltip": "A Wan video latent (raw VAE space, as the samplers output it)."}),
+            "vae": (cls.VAE, {"tooltip": cls.VAE_TIP}),
+            "latent": ("LATENT", {"tooltip": cls.LATENT_TIP}),
         }}
 
     def decode(self, vae, latent):
         z = latent["samples"]
-        if z.dim() != 5 or z.shape[1] != latent_space.CHANNELS:
-            raise NodeError("expected a Wan video latent [batch, 16, frames, h, w], got %s" % list(z.shape))
+        channels = self.channels(vae)
+        if z.dim() != 5 or z.shape[1] != channels:
+            raise NodeError("expected a %s [batch, %d, frames, h, w], got %s" % (self.LATENT_WORDS, channels,
+                                                                                list(z.shape)))
         frames = []
         with on_device(vae.vae) as dev:
-            codec = VideoCodec(vae.vae, dev, vae.tile)
             for b in range(z.shape[0]):
-                frames.append(codec.decode(latent_space.normalize(z[b:b + 1])))
+                frames.append(self.decode_one(vae, z[b:b + 1], dev))
         return (torch.cat(frames, dim=0),)
+
+    def channels(self, vae) -> int:
+        return latent_space.CHANNELS
+
+    def decode_one(self, vae, z: torch.Tensor, device) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class VAEDecode(VideoDecode):
+    DESCRIPTION = "Decodes a Wan video latent into frames (tiled when the VAE loader says so)."
+
+    def decode_one(self, vae, z, device):
+        return VideoCodec(vae.vae, device, vae.tile).decode(latent_space.normalize(z))
 
 
 class VAEEncode:

@@ -7,6 +7,7 @@ import os
 from .. import host
 from . import handles
 from .base import LOADERS, NodeError, model_list
+from .loading import path_input, resolve_path
 
 
 class LoRALoader:
@@ -36,8 +37,7 @@ class LoRALoader:
                                "LoRAs are used at 1 (some at 0.6-0.8 together with style LoRAs)."}),
             },
             "optional": {
-                "path": ("STRING", {"default": "", "tooltip": "A full path to a LoRA file anywhere; overrides "
-                                                              "'lora_name' when not empty."}),
+                "path": path_input("loras", overrides="lora_name", what="A LoRA file"),
             },
         }
 
@@ -45,13 +45,8 @@ class LoRALoader:
         from ..models.loading.checkpoint import CheckpointError
         from ..models.lora import load_lora
 
-        choice = (path or "").strip() or lora_name
-        if choice.startswith("(no models found"):
-            raise NodeError("no LoRA file was found in the loras folder; put one there or type a full path into 'path'")
-        try:
-            full = host.resolve_model("loras", choice)
-        except FileNotFoundError as e:
-            raise NodeError(str(e)) from None
+        full = resolve_path("loras", lora_name, path, "no LoRA file was found in the loras folder; put one there or "
+                                                     "type a full path into 'path'")
         if strength == 0:
             return (model,)
         try:

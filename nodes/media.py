@@ -10,11 +10,12 @@ IMAGE_EXT = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 VIDEO_EXT = (".mp4", ".mov", ".webm", ".mkv", ".avi", ".gif", ".m4v")
 
 
-def _choices(exts):
-    return host.list_inputs(exts) or ["(put files in ComfyUI's input folder)"]
+def input_choices(exts, what: str = "files"):
+    """The files of ComfyUI's input folder with these endings; a placeholder when there are none."""
+    return host.list_inputs(exts) or ["(put %s in ComfyUI's input folder)" % what]
 
 
-def _check_input(name):
+def check_input(name):
     """VALIDATE_INPUTS for a file input: True, or why the file cannot be found."""
     if name is None:  # linked input: checked when it runs
         return True
@@ -23,6 +24,15 @@ def _check_input(name):
     except (FileNotFoundError, host.PathError) as e:
         return str(e)
     return True
+
+
+def input_changed(name):
+    """IS_CHANGED for a file input: the file's time and size (the name when it cannot be read)."""
+    try:
+        p = host.resolve_input(name)
+        return "%s:%s" % (os.path.getmtime(p), os.path.getsize(p))
+    except (OSError, ValueError):
+        return name
 
 
 class LoadImage:
@@ -36,20 +46,16 @@ class LoadImage:
 
     @classmethod
     def INPUT_TYPES(cls):
-        return {"required": {"image": (_choices(IMAGE_EXT), {
+        return {"required": {"image": (input_choices(IMAGE_EXT), {
             "image_upload": True, "tooltip": "An image in ComfyUI's input folder (upload one here)."})}}
 
     @classmethod
     def VALIDATE_INPUTS(cls, image=None):
-        return _check_input(image)
+        return check_input(image)
 
     @classmethod
     def IS_CHANGED(cls, image):
-        try:
-            p = host.resolve_input(image)
-            return "%s:%s" % (os.path.getmtime(p), os.path.getsize(p))
-        except (OSError, ValueError):
-            return image
+        return input_changed(image)
 
     def load(self, image):
         from ..media.image_io import load_image
@@ -70,7 +76,7 @@ class LoadVideo:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "video": (_choices(VIDEO_EXT), {"video_upload": True, "tooltip": "A video in ComfyUI's input folder."}),
+            "video": (input_choices(VIDEO_EXT), {"video_upload": True, "tooltip": "A video in ComfyUI's input folder."}),
             "frame_load_cap": ("INT", {"default": 0, "min": 0, "max": 100000,
                                        "tooltip": "Load at most this many frames (0 = all)."}),
             "skip_first_frames": ("INT", {"default": 0, "min": 0, "max": 1000000,
@@ -81,7 +87,7 @@ class LoadVideo:
 
     @classmethod
     def VALIDATE_INPUTS(cls, video=None, **_):
-        return _check_input(video)
+        return check_input(video)
 
     def load(self, video, frame_load_cap, skip_first_frames, select_every_nth):
         from ..media.video_io import NoFramesSelected, read_video

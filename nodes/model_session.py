@@ -8,23 +8,47 @@ from .. import host
 
 
 @contextlib.contextmanager
+def on_compute_device(module, budget_gb=None, latent_shape=None, teacache: bool = False):
+    """``module`` ready on the compute device for one job, within ``budget_gb`` (blocks or layers
+    that do not fit stream in; None or 0 = no budget); released after.  ``latent_shape`` sizes
+    the activation part of the budget."""
+    from ..memory.offload import prepare_for_sampling, release
+
+    prepare_for_sampling(module, host.torch_device(), budget_gb or None, latent_shape=latent_shape, teacache=teacache)
+    try:
+        yield module
+    finally:
+        release(module)
+
+
+@contextlib.contextmanager
 def dit_session(handle, latent_shape=None, teacache: bool = False):
     """The DiT ready on the compute device within the handle's VRAM budget; released after.
 
     ``latent_shape`` (frames, height, width) of the largest latent the model will see sizes the
     activation part of the budget."""
-    from ..memory.offload import prepare_for_sampling, release
     from ..models.lora import apply_loras
 
     # The model may be shared by handles with different LoRAs: bring it to this handle's set.
     apply_loras(handle.model, [(spec.resolved, spec.strength) for spec in getattr(handle, "loras", ())])
-    device = host.torch_device()
-    prepare_for_sampling(handle.model, device, handle.vram_budget_gb or None, latent_shape=latent_shape,
-                         teacache=teacache)
-    try:
-        yield handle.model
-    finally:
-        release(handle.model)
+    with on_compute_device(handle.model, handle.vram_budget_gb, latent_shape, teacache) as model:
+        yield model
+
+
+@contextlib.contextmanager
+def dit_and_codec(handle, vae, latent_shape=None, teacache: bool = False):
+    """(DiT, VideoCodec): the DiT ready as :func:`dit_session` makes it and the Wan VAE of the
+    handle ``vae`` beside it on the same device, for a long render that decodes as it goes;
+    the VAE goes back to the offload device after."""
+    from ..sampling.video_codec import VideoCodec
+
+    with dit_session(handle, latent_shape, teacache=teacache) as dit:
+        device = dit.device
+        vae.vae.to(device)
+        try:
+            yield dit, VideoCodec(vae.vae, device, vae.tile)
+        finally:
+            vae.vae.to(host.offload_device())
 
 
 def step_caches(settings, config, calls_per_branch: int, latent_hw=None):

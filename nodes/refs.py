@@ -23,8 +23,8 @@ from ..models.refs import a2, encode, images, r2v
 from ..models.wan import latent_space
 from ..sampling import conditioning as cond
 from . import handles
-from .base import CONDITIONING, MEDIA, NodeError, seed_input, size_inputs
-from .validation import check_size
+from .base import MEDIA, NodeError, seed_input, size_inputs
+from .conditioning import VideoConditioning
 
 _SEED_TIP = ("Seed of the VAE posterior samples the references are encoded as (the official pipelines encode "
              "samples, not means).")
@@ -40,31 +40,20 @@ def _frames(image, what: str) -> List:
     return [images.to_uint8(batch[i]) for i in range(batch.shape[0])]
 
 
-def _outputs(positive, negative, values: dict, width: int, height: int, num_frames: int):
-    latent = {"samples": torch.zeros(latent_space.latent_shape(width, height, num_frames))}
-    return (cond.set_values(positive, values), cond.set_values(negative, values), latent)
-
-
-class A2Elements:
+class A2Elements(VideoConditioning):
     DESCRIPTION = ("Reference injector for SkyReels-A2 (elements to video): a subject, an object and a background "
                    "become the first frames of the image-to-video conditioning and CLIP tokens, as the official "
                    "code builds them. One or two elements work too. Use a SkyReels-A2 model; the official video "
                    "starts with 12 frames showing the references, which the official demo drops.")
-    CATEGORY = CONDITIONING
-    RETURN_TYPES = ("CONDITIONING", "CONDITIONING", "LATENT")
-    RETURN_NAMES = ("positive", "negative", "latent")
     OUTPUT_TOOLTIPS = ("Positive with the reference channels and CLIP tokens.",
                        "Negative with the same references (official: only the text differs).",
-                       "An empty latent of the video's size for the sampler.")
-    FUNCTION = "encode"
+                       VideoConditioning.LATENT_TIP)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "positive": ("CONDITIONING", {"tooltip": "From a text encode node."}),
-                "negative": ("CONDITIONING", {"tooltip": "From a text encode node."}),
-                "vae": (handles.VAE, {"tooltip": "The Wan2.1 VAE."}),
+                **cls.prompt_inputs(),
                 "clip_vision": (handles.CLIP_VISION, {"tooltip": "CLIP ViT-H (clip_vision_h, or the A2 folder's "
                                                                  "image_encoder)."}),
                 **size_inputs(a2.WIDTH, a2.HEIGHT, a2.FRAMES,
@@ -78,10 +67,6 @@ class A2Elements:
                 "background_image": ("IMAGE", {"tooltip": "The scene; centre-cropped to the video's aspect."}),
             },
         }
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, width=None, height=None, num_frames=None, **_):
-        return check_size(width, height, num_frames)
 
     def encode(self, positive, negative, vae, clip_vision, width, height, num_frames, seed,
                subject_image=None, object_image=None, background_image=None):
@@ -108,29 +93,23 @@ class A2Elements:
         values = {"concat_latent_image": c.posterior.sample,          # raw VAE space, as core's
                   "concat_mask": 1.0 - c.mask[:, :1],                   # core: 0 where given
                   "clip_vision_output": cond.ClipVisionOutput(tokens)}
-        return _outputs(positive, negative, values, width, height, num_frames)
+        return self.outputs(positive, negative, values, width, height, num_frames)
 
 
-class V3References:
+class V3References(VideoConditioning):
     DESCRIPTION = ("Reference injector for SkyReels-V3 reference-to-video: 1 to 4 reference images (people, "
                    "objects, places) are letterboxed to the video size, encoded one by one and placed after the "
                    "video on the time axis, as the official pipeline does. The size comes from the first "
                    "reference's aspect (official buckets) unless resolution is 'custom'. Use the V3 R2V model.")
-    CATEGORY = CONDITIONING
-    RETURN_TYPES = ("CONDITIONING", "CONDITIONING", "LATENT")
-    RETURN_NAMES = ("positive", "negative", "latent")
     OUTPUT_TOOLTIPS = ("Positive with the reference latents.",
                        "Negative with the same references (the sampler derives the no-reference pass itself).",
-                       "An empty latent of the video's size for the sampler.")
-    FUNCTION = "encode"
+                       VideoConditioning.LATENT_TIP)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "positive": ("CONDITIONING", {"tooltip": "From a text encode node (official negative prompt: empty)."}),
-                "negative": ("CONDITIONING", {"tooltip": "From a text encode node."}),
-                "vae": (handles.VAE, {"tooltip": "The Wan2.1 VAE."}),
+                **cls.prompt_inputs(positive_tip="From a text encode node (official negative prompt: empty)."),
                 "reference_1": ("IMAGE", {"tooltip": "The first reference; its aspect picks the video size. A batch "
                                                      "of images counts as several references."}),
                 "resolution": (list(r2v.RESOLUTIONS[::-1]) + ["custom"], {
@@ -151,10 +130,6 @@ class V3References:
                 "reference_4": ("IMAGE", {"tooltip": "Another reference (4 at most in all)."}),
             },
         }
-
-    @classmethod
-    def VALIDATE_INPUTS(cls, width=None, height=None, num_frames=None, **_):
-        return check_size(width, height, num_frames)
 
     @staticmethod
     def video_size(resolution: str, width: int, height: int, first) -> Tuple[int, int]:
@@ -179,7 +154,7 @@ class V3References:
         raw = latent_space.denormalize(got.latents)  # padding frames: the raw value of a normalised zero
         host.log("SkyReels-V3 R2V: %d reference(s), video %dx%d, %d frames" % (len(refs), width, height, num_frames))
         values = {cond.TIME_REFS: raw, cond.IMAGE_CFG: float(image_cfg)}
-        return _outputs(positive, negative, values, width, height, num_frames)
+        return self.outputs(positive, negative, values, width, height, num_frames)
 
 
 class SkipFrames:

@@ -13,10 +13,12 @@ import torch
 from .. import host
 from ..models.placement import on_device
 from . import handles
-from .base import CONDITIONING, LATENT, LOADERS, SAMPLING, NodeError, model_list, seed_input, size_inputs
-from .loaders import ATTENTION, COMPUTE_DTYPES, WEIGHT_DTYPES, _compute_dtype, _path
-from .model_session import dit_session
-from .validation import check_size
+from .base import LOADERS, SAMPLING, NodeError, model_list, seed_input, size_inputs
+from .conditioning import PromptEncode, VideoConditioning
+from .latent import VideoDecode
+from .loading import (ENCODER_WEIGHT_DTYPES, DiTLoaderNode, budget_input, check_model, dit_inputs, dit_optional, dtype_of,
+                      load_dit, optional_path, path_input, resolve_path, vae_dtype_input, vae_tiles)
+from .model_session import dit_session, on_compute_device
 
 DEFAULT_PROMPT = ("FPS-24, A woman in a red coat walks through a snowy city street at night, neon signs reflecting "
                   "on the wet pavement, she turns to the camera and smiles, cinematic lighting, shallow depth of field.")
@@ -28,63 +30,28 @@ def _negative() -> str:
     return NEGATIVE_PROMPT
 
 
-class V1ModelLoader:
+class V1ModelLoader(DiTLoaderNode):
     DESCRIPTION = ("Loads the SkyReels-V1 diffusion transformer (HunyuanVideo 13B): Kijai's / Comfy-Org's single "
                    "files (bf16, fp8), ComfyUI checkpoints or the official diffusers folders. Text-to-video (16 "
                    "channels) or image-to-video (32) is read from the weights.")
-    CATEGORY = LOADERS
     RETURN_TYPES = (handles.V1_DIT,)
-    RETURN_NAMES = ("model",)
     OUTPUT_TOOLTIPS = ("The SkyReels-V1 DiT with its detected configuration.",)
-    FUNCTION = "load"
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
-            "required": {
-                "model": (model_list("diffusion_models"), {
-                    "tooltip": "A file or folder in ComfyUI's models/diffusion_models: skyreels_hunyuan_t2v_bf16 / "
-                               "_fp8_e4m3fn, skyreels_hunyuan_i2v_* (.safetensors or .gguf), or the "
-                               "Skywork/SkyReels-V1-Hunyuan-T2V / -I2V folder."}),
-                "weight_dtype": (WEIGHT_DTYPES, {
-                    "default": "auto",
-                    "tooltip": "How weights are kept in memory. auto: fp8 files stay fp8, others in the compute dtype. "
-                               "The 13B model needs about 26 GB in bf16, 13 GB in fp8, 7 GB in nf4."}),
-                "compute_dtype": (COMPUTE_DTYPES, {
-                    "default": "auto", "tooltip": "Precision of the matrix products (auto: bf16 on GPUs, fp32 on CPU)."}),
-                "attention": (ATTENTION, {
-                    "default": "auto",
-                    "tooltip": "Attention kernel: auto picks SageAttention or flash-attention when installed, else SDPA."}),
-                "vram_budget_gb": ("FLOAT", {
-                    "default": 0.0, "min": 0.0, "max": 1024.0, "step": 0.5,
-                    "tooltip": "GPU memory the DiT may use, in GB. 0 = the whole model on the GPU. With a budget, "
-                               "blocks that do not fit stream in just in time (e.g. 10 on a 12 GB card with fp8). "
-                               "Leave room for the VAE decode."}),
-            },
-            "optional": {
-                "path": ("STRING", {"default": "", "tooltip": "A full path; overrides 'model' when not empty."}),
-                "compile": ("BOOLEAN", {"default": False, "tooltip": "torch.compile the blocks (falls back when "
-                                                                      "unsupported)."}),
-            },
+            "required": dit_inputs(
+                "A file or folder in ComfyUI's models/diffusion_models: skyreels_hunyuan_t2v_bf16 / _fp8_e4m3fn, "
+                "skyreels_hunyuan_i2v_* (.safetensors or .gguf), or the Skywork/SkyReels-V1-Hunyuan-T2V / -I2V folder.",
+                weights_note=" The 13B model needs about 26 GB in bf16, 13 GB in fp8, 7 GB in nf4.",
+                budget_note=" (e.g. 10 on a 12 GB card with fp8). Leave room for the VAE decode."),
+            "optional": dit_optional(),
         }
 
     def load(self, model, weight_dtype, compute_dtype, attention, vram_budget_gb, path="", compile=False):
         from ..models.hunyuan.dit_loader import load_hunyuan_dit
 
-        full = _path("diffusion_models", model, path)
-        device = host.torch_device()
-        quant = weight_dtype if weight_dtype in ("int8", "nf4") else None
-        dit, cfg = load_hunyuan_dit(full, weight_dtype="bf16" if quant else weight_dtype,
-                                    compute_dtype=_compute_dtype(compute_dtype, device), device=host.offload_device(),
-                                    attention=attention, compute_device=device)
-        if quant:
-            from ..memory.quant import quantize_blocks
-
-            quantize_blocks(dit, quant)
-        if compile:
-            from ..memory.compile import compile_blocks
-
-            compile_blocks(dit)
+        dit, cfg, full = load_dit(load_hunyuan_dit, model, path, weight_dtype, compute_dtype, attention, compile)
         host.log("loaded %s: SkyReels-V1 %s (%s naming), %d + %d blocks, width %d"
                  % (full, cfg.variant.upper(), dit.naming, cfg.depth, cfg.depth_single_blocks, cfg.hidden_size))
         return (handles.DiTHandle(dit, cfg, full, float(vram_budget_gb), bool(compile)),)
@@ -110,16 +77,14 @@ class V1TextEncoderLoader:
                 "clip": (model_list("text_encoders"), {
                     "tooltip": "CLIP-L text encoder in models/text_encoders: clip_l.safetensors or a diffusers "
                                "text_encoder_2 folder."}),
-                "weight_dtype": (["auto", "bf16", "fp16", "fp32", "fp8_e4m3fn"], {
+                "weight_dtype": (ENCODER_WEIGHT_DTYPES, {
                     "default": "auto", "tooltip": "How the Llama weights are kept (auto keeps the file's; fp8 ~ 9 GB)."}),
                 "run_on_cpu": ("BOOLEAN", {
                     "default": False,
                     "tooltip": "Encode on the CPU (slower, no GPU memory): for cards that cannot hold the 8B Llama."}),
-                "vram_budget_gb": ("FLOAT", {
-                    "default": 0.0, "min": 0.0, "max": 1024.0, "step": 0.5,
-                    "tooltip": "GPU memory the Llama may use while encoding, in GB. 0 = all of it on the GPU (about "
-                               "7.5 GB in fp8, 15 GB in fp16). With a budget its layers stream in (e.g. 3 on an 8 GB "
-                               "card)."}),
+                "vram_budget_gb": budget_input(
+                    "GPU memory the Llama may use while encoding, in GB. 0 = all of it on the GPU (about 7.5 GB in "
+                    "fp8, 15 GB in fp16). With a budget its layers stream in (e.g. 3 on an 8 GB card)."),
             },
             "optional": {
                 "llama_tokenizer": ("STRING", {"default": "", "tooltip": "Folder with the Llama-3 tokenizer.json, "
@@ -134,32 +99,26 @@ class V1TextEncoderLoader:
         from ..models.hunyuan.tokenizers import TokenizerError
         from ..models.loading.checkpoint import CheckpointError
 
-        llama_path, clip_path = _path("text_encoders", llama, ""), _path("text_encoders", clip, "")
+        llama_path, clip_path = resolve_path("text_encoders", llama), resolve_path("text_encoders", clip)
         # tokenizer folders given by name are read inside the text_encoders folders only
-        llama_tokenizer = _path("text_encoders", "", llama_tokenizer) if (llama_tokenizer or "").strip() else ""
-        clip_tokenizer = _path("text_encoders", "", clip_tokenizer) if (clip_tokenizer or "").strip() else ""
-        device = torch.device("cpu") if run_on_cpu else host.torch_device()
-        dt = _compute_dtype("auto", device)
+        llama_tokenizer = optional_path("text_encoders", llama_tokenizer)
+        clip_tokenizer = optional_path("text_encoders", clip_tokenizer)
+        dt = dtype_of("auto", torch.device("cpu") if run_on_cpu else None)
         try:
             lm = load_llama_encoder(llama_path, weight_dtype=weight_dtype, compute_dtype=dt,
-                                    device=host.offload_device(), tokenizer_path=llama_tokenizer or None)
-            cl = load_clip_l(clip_path, compute_dtype=dt, device=host.offload_device(),
-                             tokenizer_path=clip_tokenizer or None)
+                                    device=host.offload_device(), tokenizer_path=llama_tokenizer)
+            cl = load_clip_l(clip_path, compute_dtype=dt, device=host.offload_device(), tokenizer_path=clip_tokenizer)
         except (CheckpointError, TokenizerError) as e:
             raise NodeError(str(e)) from e
         return (handles.V1TextEncoderHandle(HunyuanTextEncoder(lm, cl), llama_path, clip_path, bool(run_on_cpu),
                                             float(vram_budget_gb)),)
 
 
-class V1TextEncode:
+class V1TextEncode(PromptEncode):
     DESCRIPTION = ("Encodes a prompt and a negative prompt for SkyReels-V1: llava-llama-3 states with the "
                    "HunyuanVideo template and CLIP-L pooled text. The prompt should start with 'FPS-24, ' (added "
                    "when missing).")
-    CATEGORY = CONDITIONING
-    RETURN_TYPES = ("CONDITIONING", "CONDITIONING")
-    RETURN_NAMES = ("positive", "negative")
     OUTPUT_TOOLTIPS = ("The prompt, in the layout of ComfyUI's HunyuanVideo text encoder.", "The negative prompt.")
-    FUNCTION = "encode"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -190,14 +149,8 @@ class V1TextEncode:
         if text_encoder.run_on_cpu:
             texts = [enc.llama.encode(p) for p in prompts]
         else:
-            from ..memory.offload import prepare_for_sampling, release
-
-            prepare_for_sampling(enc.llama.model, host.torch_device(), text_encoder.vram_budget_gb or None,
-                                 latent_shape=(1, 1, 1))
-            try:
+            with on_compute_device(enc.llama.model, text_encoder.vram_budget_gb, latent_shape=(1, 1, 1)):
                 texts = [enc.llama.encode(p) for p in prompts]
-            finally:
-                release(enc.llama.model)
         with on_device(enc.clip.model, torch.device("cpu") if text_encoder.run_on_cpu else None):
             pooled = [enc.clip.encode(p) for p in prompts]
         (pos_text, neg_text), (pos_pooled, neg_pooled) = [t.float().cpu() for t in texts], pooled
@@ -217,9 +170,7 @@ class V1VAELoader:
         return {
             "required": {
                 "model": (model_list("vae"), {"tooltip": "The HunyuanVideo VAE in ComfyUI's models/vae."}),
-                "dtype": (["fp32", "bf16", "fp16"], {
-                    "default": "fp32", "tooltip": "Precision of the VAE (the official code runs fp32; bf16 halves "
-                                                  "its memory)."}),
+                "dtype": vae_dtype_input(),
                 "tiling": (["official", "small tiles"], {
                     "default": "official",
                     "tooltip": "official: the official tiles (windows of 5 latent frames, 256 px tiles, in-place "
@@ -232,48 +183,39 @@ class V1VAELoader:
                                          "tooltip": "Overlap of neighbouring tiles in pixels for 'small tiles'."}),
             },
             "optional": {
-                "path": ("STRING", {"default": "", "tooltip": "A full path; overrides 'model' when not empty."}),
+                "path": path_input(),
             },
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model=None, path=None, **_):
+        return check_model("vae", model, path)
 
     def load(self, model, dtype, tiling, tile_size, tile_overlap, path=""):
         from ..models.hunyuan.vae_loader import load_hunyuan_vae
         from ..models.loading.checkpoint import CheckpointError
 
-        full = _path("vae", model, path)
-        storage = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[dtype]
+        full = resolve_path("vae", model, path)
         try:
-            vae, _ = load_hunyuan_vae(full, dtype=storage, device=host.offload_device())
+            vae, _ = load_hunyuan_vae(full, dtype=dtype_of(dtype), device=host.offload_device())
         except CheckpointError as e:
             raise NodeError(str(e)) from e
-        tile = None
-        if tiling == "small tiles":
-            from ..models.wan.vae_tiling import VAETiling
-
-            if tile_overlap >= tile_size:
-                raise NodeError("tile_overlap (%d) must be smaller than tile_size (%d)" % (tile_overlap, tile_size))
-            tile = VAETiling(tile_px=tile_size, overlap_px=tile_overlap)
+        tile = vae_tiles(tile_size, tile_overlap) if tiling == "small tiles" else None
         return (handles.V1VAEHandle(vae, full, tile),)
 
 
-class V1ImageToVideo:
+class V1ImageToVideo(VideoConditioning):
     DESCRIPTION = ("Image-to-video conditioning for SkyReels-V1-I2V, as the official pipeline: the start image is "
                    "center-cropped to the video's aspect, resized (Lanczos), VAE-encoded (a posterior sample, seeded) "
                    "and attached to both conditionings; ComfyUI's own HunyuanVideo I2V models read it too.")
-    CATEGORY = CONDITIONING
-    RETURN_TYPES = ("CONDITIONING", "CONDITIONING", "LATENT")
-    RETURN_NAMES = ("positive", "negative", "latent")
     OUTPUT_TOOLTIPS = ("Positive with the image latent.", "Negative with the image latent.",
-                       "An empty latent of the video's size for the sampler.")
-    FUNCTION = "encode"
+                       VideoConditioning.LATENT_TIP)
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "positive": ("CONDITIONING", {"tooltip": "From the SkyReels V1 Text Encode node."}),
-                "negative": ("CONDITIONING", {"tooltip": "From the SkyReels V1 Text Encode node."}),
-                "vae": (handles.V1_VAE, {"tooltip": "The HunyuanVideo VAE."}),
+                **cls.prompt_inputs(handles.V1_VAE, "The HunyuanVideo VAE.", "From the SkyReels V1 Text Encode node."),
                 "start_image": ("IMAGE", {"tooltip": "The first frame of the video."}),
                 **size_inputs(960, 544, 97),
                 "seed": seed_input("Seed of the VAE posterior sample of the image (the official code draws it from "
@@ -281,15 +223,9 @@ class V1ImageToVideo:
             },
         }
 
-    @classmethod
-    def VALIDATE_INPUTS(cls, width=None, height=None, num_frames=None, **_):
-        return check_size(width, height, num_frames)
-
     def encode(self, positive, negative, vae, start_image, width, height, num_frames, seed):
         from ..media.frames import center_crop_resize
         from ..media.image_io import image_to_video_tensor
-        from ..models.wan.latent_space import latent_shape
-        from ..sampling.conditioning import set_values
         from ..sampling.noise import NoiseSource
 
         image = center_crop_resize(start_image[:1, :, :, :3], width, height, method="lanczos")
@@ -298,9 +234,7 @@ class V1ImageToVideo:
             moments = model.encode_moments(image_to_video_tensor(image, device=dev))
         mean, logvar = model.posterior(moments.cpu())
         raw = model.sample(mean, logvar, NoiseSource(seed).randn(mean.shape))
-        values = {"concat_latent_image": raw}
-        latent = {"samples": torch.zeros(latent_shape(width, height, num_frames))}
-        return (set_values(positive, values), set_values(negative, values), latent)
+        return self.outputs(positive, negative, {"concat_latent_image": raw}, width, height, num_frames)
 
 
 class V1Sampler:
@@ -387,34 +321,20 @@ class V1Sampler:
         return ({"samples": z / SCALING_FACTOR},)
 
 
-class V1VAEDecode:
+class V1VAEDecode(VideoDecode):
     DESCRIPTION = "Decodes a SkyReels-V1 (HunyuanVideo) latent into frames, with the tiling chosen on the VAE loader."
-    CATEGORY = LATENT
-    RETURN_TYPES = ("IMAGE",)
-    RETURN_NAMES = ("images",)
-    OUTPUT_TOOLTIPS = ("Frames [frames, height, width, 3] in 0..1.",)
-    FUNCTION = "decode"
+    VAE = handles.V1_VAE
+    VAE_TIP = "The HunyuanVideo VAE."
+    LATENT_TIP = "A HunyuanVideo latent (raw VAE space, as the V1 sampler outputs it)."
+    LATENT_WORDS = "video latent"
 
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {"required": {
-            "vae": (handles.V1_VAE, {"tooltip": "The HunyuanVideo VAE."}),
-            "latent": ("LATENT", {"tooltip": "A HunyuanVideo latent (raw VAE space, as the V1 sampler outputs it)."}),
-        }}
+    def channels(self, vae) -> int:
+        return vae.vae.config.latent_channels
 
-    def decode(self, vae, latent):
+    def decode_one(self, vae, z, device):
         from ..media.image_io import video_tensor_to_image
 
-        z = latent["samples"]
-        if z.dim() != 5 or z.shape[1] != vae.vae.config.latent_channels:
-            raise NodeError("expected a video latent [batch, 16, frames, h, w], got %s" % list(z.shape))
-        frames = []
-        with on_device(vae.vae) as dev:
-            for b in range(z.shape[0]):
-                video = vae.vae.decode(z[b:b + 1].to(dev, torch.float32), tile=vae.tile)
-                frames.append(video_tensor_to_image(video))
-                del video
-        return (torch.cat(frames, dim=0),)
+        return video_tensor_to_image(vae.vae.decode(z.to(device, torch.float32), tile=vae.tile))
 
 
 NODES = [
