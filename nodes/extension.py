@@ -87,8 +87,11 @@ class _V3Extension:
         except ValueError as e:
             raise NodeError(str(e)) from e
         host.log("%s at %dx%d" % (plan.describe(), inp.width, inp.height))
-        prompts = cond.model_inputs(positive, config.text_dim, config.text_len, "positive")
-        neg = cond.model_inputs(negative, config.text_dim, config.text_len, "negative")[0] if negative else None
+        # only the '|' parts the pieces use are encoded (a prompt may have more parts than pieces)
+        prompts = cond.model_inputs(positive, config.text_dim, config.text_len, "positive", count=len(plan.pieces))
+        neg = None
+        if negative:
+            neg = cond.model_inputs(negative, config.text_dim, config.text_len, "negative", count=1)[0]
         if settings.guidance > 1 and neg is None:
             host.log("cfg %g needs a negative prompt (connect one; official: an empty prompt); running one pass"
                      % settings.guidance)

@@ -207,6 +207,22 @@ def test_nodes_output_new_frames_and_the_whole_video(v3):
     assert new2.shape[0] == 36 and torch.equal(whole2[:61], quantize(whole))  # a chain keeps all before (8-bit)
 
 
+def test_the_nodes_encode_only_the_prompt_parts_the_pieces_use(v3):
+    from skyreels_pack.nodes.extension import V3ShotSwitch
+    from skyreels_pack.sampling.conditioning import PromptParts, make_conditioning
+
+    asked = []
+
+    def encode(texts):
+        asked.extend(texts)
+        return v3[1].expand(len(texts), -1, -1).clone()
+
+    positive = make_conditioning([v3[1]], PromptParts(encode, ["a later part"] * 50))
+    dit, vae = _handles(v3, "v3_shot")
+    V3ShotSwitch().extend(dit, vae, positive, video(12), 2, "720P", 32, 48, 1, 1, 8.0, 1.0)
+    assert asked == []  # shot switching makes one piece: the first part only
+
+
 def test_node_checks():
     from skyreels_pack.nodes.base import NodeError
     from skyreels_pack.nodes.extension import V3CutPrompt, V3ExtendVideo
