@@ -24,15 +24,21 @@ import torch
 SOLVERS = ("unipc", "euler", "lcm")
 
 
-class EulerSolver:
+class SigmaSolver:
+    """What the flow solvers share: their place on the schedule ``sigmas`` ([N+1] float32, the
+    last 0): ``steps`` in all, ``index`` of the next one."""
+
     def __init__(self, sigmas: torch.Tensor):
         self.sigmas = sigmas.float().cpu()
+        self.steps = self.sigmas.shape[0] - 1
         self.index = 0
 
     @property
     def done(self) -> bool:
-        return self.index >= self.sigmas.shape[0] - 1
+        return self.index >= self.steps
 
+
+class EulerSolver(SigmaSolver):
     def step(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         i = self.index
         dt = (self.sigmas[i + 1] - self.sigmas[i]).to(x.device)
@@ -40,17 +46,12 @@ class EulerSolver:
         return (x.float() + dt * v.float()).to(x.dtype)
 
 
-class LCMSolver:
+class LCMSolver(SigmaSolver):
     def __init__(self, sigmas: torch.Tensor, noise):
         if noise is None:
             raise ValueError("the lcm solver needs a noise source")
-        self.sigmas = sigmas.float().cpu()
+        super().__init__(sigmas)
         self.noise = noise
-        self.index = 0
-
-    @property
-    def done(self) -> bool:
-        return self.index >= self.sigmas.shape[0] - 1
 
     def step(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         i = self.index
@@ -81,21 +82,15 @@ def _coefficients(hh: torch.Tensor, rks: torch.Tensor, order: int):
     return torch.stack(R), torch.stack(b), h_phi_1, b_h
 
 
-class UniPCSolver:
+class UniPCSolver(SigmaSolver):
     def __init__(self, sigmas: torch.Tensor, order: int = 2, lower_order_final: bool = True):
-        self.sigmas = sigmas.float().cpu()
-        self.steps = self.sigmas.shape[0] - 1
+        super().__init__(sigmas)
         self.order = order
         self.lower_order_final = lower_order_final
-        self.index = 0
         self.history: List[torch.Tensor] = []   # x0 predictions, newest last
         self.last_sample: Optional[torch.Tensor] = None
         self.this_order = 1
         self.lower_order_nums = 0
-
-    @property
-    def done(self) -> bool:
-        return self.index >= self.steps
 
     def step(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if self.done:

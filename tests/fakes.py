@@ -6,6 +6,23 @@ from golden_cases import DEFAULT_DIR, load_case
 import os
 
 
+def random_weights(shapes, seed=0):
+    """Seeded random weights for ``shapes`` (key -> shape), drawn in key order: norm weights near 1,
+    matrices and convolutions scaled by their fan-in, the rest by 0.1."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for k, shape in sorted(shapes.items()):
+        t = torch.randn(shape, generator=g)
+        if "norm" in k and k.endswith("weight"):
+            t = 1 + 0.1 * t
+        elif k.endswith("weight") and len(shape) >= 2:
+            t = t / torch.Size(shape[1:]).numel() ** 0.5
+        else:
+            t = 0.1 * t
+        out[k] = t
+    return out
+
+
 class ToyVAE(torch.nn.Module):
     """Shape-correct, deterministic stand-in for the Wan VAE (x4 time, x8 space, 16 channels)."""
 

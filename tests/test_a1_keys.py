@@ -1,31 +1,20 @@
 """The SkyReels-A1 key maps of ../shared/keys/a1 load on the meta device with nothing missing and
 nothing unexpected, in every naming the files circulate in."""
-import json
 import os
 
 import pytest
 import torch
 
+from key_maps import KeyMaps, meta_source
 from skyreels_pack.models.cogvideox import keys as tkeys
 from skyreels_pack.models.cogvideox import vae_loader
 from skyreels_pack.models.cogvideox.config import CogVideoXConfig
 from skyreels_pack.models.cogvideox.transformer import CogVideoXTransformer
 from skyreels_pack.models.cogvideox.vae import CogVideoXVAE, CogVideoXVAEConfig, expected_shapes
-from skyreels_pack.models.loading.checkpoint import TensorSource
 from skyreels_pack.models.loading.materialize import check_keys, plan_keys
 
-KEYS_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "keys", "a1"))
-with open(os.path.join(KEYS_DIR, "configs.json")) as f:
-    CONFIGS = json.load(f)
-
-
-def _listed(name):
-    with open(os.path.join(KEYS_DIR, name)) as f:
-        return {k: tuple(v) for k, v in json.load(f).items()}
-
-
-def _meta_source(shapes):
-    return TensorSource.from_dict({k: torch.empty(v, device="meta") for k, v in shapes.items()})
+A1 = KeyMaps("a1")
+KEYS_DIR, CONFIGS, _listed, _meta_source = A1.dir, A1.configs, A1.listed, meta_source
 
 
 def test_every_a1_key_file_is_covered():

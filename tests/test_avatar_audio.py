@@ -1,30 +1,19 @@
 """Talking avatar: released key maps, the wav2vec2 loader in every naming, resampling, loudness, fps contract."""
-import json
 import math
 import os
 
 import pytest
 import torch
 
-from skyreels_pack.models.loading.checkpoint import TensorSource
+from key_maps import KeyMaps, meta_source
 from skyreels_pack.models.loading.materialize import check_keys, plan_keys
 from skyreels_pack.models.wan import dit_keys
 from skyreels_pack.models.wan.dit import WanDiT
 from skyreels_pack.models.wan.dit_config import WanDiTConfig
 from skyreels_pack.models.wan.dit_loader import fp8_eligible
 
-KEYS = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "keys", "avatar"))
-with open(os.path.join(KEYS, "configs.json")) as f:
-    CONFIGS = json.load(f)
-
-
-def _listed(name):
-    with open(os.path.join(KEYS, name)) as f:
-        return {k: tuple(v) for k, v in json.load(f).items()}
-
-
-def _meta(shapes):
-    return TensorSource.from_dict({k: torch.empty(v, device="meta") for k, v in shapes.items()})
+AVATAR = KeyMaps("avatar")
+KEYS, CONFIGS, _listed, _meta = AVATAR.dir, AVATAR.configs, AVATAR.listed, meta_source
 
 
 @pytest.mark.parametrize("prefix", ["", "model.diffusion_model."])

@@ -1,28 +1,23 @@
 """The SkyReels-V3 video-extension transformers (transformer/ and shot_transformer/, the same
 keys) as released: exact keys and shapes on the meta device, in the namings they circulate in
 (official, ComfyUI / Kijai prefix, diffusers), and the repo layout with both subfolders."""
-import json
-import os
 
 import pytest
 import torch
 
-from skyreels_pack.models.loading.checkpoint import TensorSource
+from key_maps import KeyMaps, meta_source
 from skyreels_pack.models.loading.materialize import check_keys, plan_keys
 from skyreels_pack.models.wan import dit_keys
 from skyreels_pack.models.wan.dit import WanDiT
 from skyreels_pack.models.wan.dit_config import WanDiTConfig
 from skyreels_pack.models.wan.dit_loader import load_wan_dit, variant_from_name
 
-KEYS_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "keys", "extension"))
+EXTENSION = KeyMaps("extension")
 
 
 def _released():
-    with open(os.path.join(KEYS_DIR, "configs.json")) as f:
-        entry = json.load(f)["skyreels-v3-v2v-14b"]
-    with open(os.path.join(KEYS_DIR, entry["keys_file"])) as f:
-        listed = {k: tuple(v) for k, v in json.load(f).items()}
-    return entry, listed
+    entry = EXTENSION.configs["skyreels-v3-v2v-14b"]
+    return entry, EXTENSION.listed(entry["keys_file"])
 
 
 @pytest.mark.parametrize("naming", ["official", "comfyui", "diffusers"])
@@ -44,7 +39,7 @@ def test_released_keys_load_on_the_meta_device(naming):
     assert (inferred.dim, inferred.num_layers, inferred.ffn_dim, inferred.image_dim) == (5120, 40, 13824, None)
     with torch.device("meta"):
         model = WanDiT(inferred)
-    source = TensorSource.from_dict({k: torch.empty(v, device="meta") for k, v in shapes.items()})
+    source = meta_source(shapes)
     check_keys(model, plan_keys(shapes, names.get), source, "Wan DiT")  # raises on missing / unexpected
 
 

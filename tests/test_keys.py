@@ -5,15 +5,14 @@ import os
 
 import pytest
 
+from key_maps import KeyMaps, meta_source
 from skyreels_pack.models.loading.materialize import check_keys, plan_keys
-from skyreels_pack.models.loading.checkpoint import TensorSource
 from skyreels_pack.models.wan import dit_keys
 from skyreels_pack.models.wan.dit import WanDiT
 from skyreels_pack.models.wan.dit_config import WanDiTConfig
 
-KEYS_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "keys"))
-with open(os.path.join(KEYS_DIR, "configs.json")) as f:
-    CONFIGS = json.load(f)
+V2 = KeyMaps()
+KEYS_DIR, CONFIGS = V2.dir, V2.configs
 
 
 def _split(path):
@@ -26,11 +25,7 @@ DIT_FILES = sorted(p for p in glob.glob(os.path.join(KEYS_DIR, "*.*.json"))
                    if _split(p)[0] in CONFIGS and not os.path.basename(p).startswith("vae"))
 
 
-def _meta_source(shapes):
-    """A TensorSource of meta tensors with the listed shapes (no memory)."""
-    import torch
-
-    return TensorSource.from_dict({k: torch.empty(v, device="meta") for k, v in shapes.items()})
+_meta_source = meta_source
 
 
 def test_every_key_file_is_covered():

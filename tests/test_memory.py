@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from fakes import random_weights
 from skyreels_pack import host
 from skyreels_pack.memory import block_streamer as bs
 from skyreels_pack.memory import offload
@@ -25,18 +26,7 @@ def tiny_config(**kw):
 
 
 def tiny_weights(cfg, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for k, shape in sorted(dit_keys.expected_shapes(cfg).items()):
-        t = torch.randn(shape, generator=g)
-        if "norm" in k and k.endswith("weight"):
-            t = 1 + 0.1 * t
-        elif k.endswith("weight") and len(shape) >= 2:
-            t = t / (shape[1] * (shape[2] * shape[3] * shape[4] if len(shape) == 5 else 1)) ** 0.5
-        else:
-            t = 0.1 * t
-        out[k] = t
-    return out
+    return random_weights(dit_keys.expected_shapes(cfg), seed)
 
 
 def tiny_model(cfg=None, weight_dtype="fp32"):

@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from skyreels_pack.models.loading.checkpoint import TensorSource
+from key_maps import KeyMaps, meta_source
 from skyreels_pack.models.loading.materialize import check_keys, plan_keys
 from skyreels_pack.models.wan import dit_keys
 from skyreels_pack.models.wan.dit import WanDiT
@@ -15,16 +15,13 @@ from skyreels_pack.models.wan.dit_config import WanDiTConfig
 from skyreels_pack.models.wan.dit_loader import (config_from_source, reconcile_variant, variant_from_config,
                                                  variant_from_name)
 
-KEYS_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "keys", "refs"))
-with open(os.path.join(KEYS_DIR, "configs.json")) as f:
-    CONFIGS = json.load(f)
+REFS = KeyMaps("refs")
+KEYS_DIR, CONFIGS = REFS.dir, REFS.configs
 FILES = sorted(p for p in glob.glob(os.path.join(KEYS_DIR, "*.*.json")) if os.path.basename(p) != "configs.json")
 VARIANT = {"skyreels-a2-14b": "a2", "skyreels-v3-r2v-14b": "r2v"}
 
 
-def _listed(path):
-    with open(path) as f:
-        return {k: tuple(v) for k, v in json.load(f).items()}
+_listed = REFS.listed  # FILES are full paths
 
 
 def _namings(listed, model_name):
@@ -58,7 +55,7 @@ def test_released_keys_load_in_every_naming(path):
         mine = {dit_keys.official_to_diffusers(k): tuple(v.shape) for k, v in WanDiT(declared).state_dict().items()}
     assert mine == listed
     for naming, shapes in _namings(listed, model_name).items():
-        source = TensorSource.from_dict({k: torch.empty(v, device="meta") for k, v in shapes.items()})
+        source = meta_source(shapes)
         found = dit_keys.detect_naming(shapes)
         assert found is not None, naming
         cfg, names = config_from_source(source, found[0], found[1], entry["config"])

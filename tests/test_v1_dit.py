@@ -3,6 +3,7 @@ int8/nf4, fp8), TeaCache, loader messages."""
 import pytest
 import torch
 
+from fakes import random_weights
 from skyreels_pack.memory import offload
 from skyreels_pack.memory.budget import GB
 from skyreels_pack.memory.quant import quantize_blocks
@@ -25,18 +26,7 @@ def tiny_config(**kw):
 
 
 def tiny_weights(cfg, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    out = {}
-    for k, shape in sorted(dit_keys.expected_shapes(cfg).items()):
-        t = torch.randn(shape, generator=g)
-        if "norm" in k and k.endswith("weight"):
-            t = 1 + 0.1 * t
-        elif k.endswith("weight") and len(shape) >= 2:
-            t = t / torch.Size(shape[1:]).numel() ** 0.5
-        else:
-            t = 0.1 * t
-        out[k] = t
-    return out
+    return random_weights(dit_keys.expected_shapes(cfg), seed)
 
 
 def tiny_model(cfg=None, weight_dtype="fp32", seed=0):

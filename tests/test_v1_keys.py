@@ -1,30 +1,23 @@
 """SkyReels-V1 key maps (../shared/keys/v1): every released checkpoint, in every naming, loads onto
 the model built on the meta device with nothing missing, nothing unexpected and the right shapes."""
-import json
 import os
 
 import pytest
 import torch
 
+from key_maps import KeyMaps, meta_source
 from skyreels_pack.models.hunyuan import dit_keys
 from skyreels_pack.models.hunyuan.dit import HunyuanDiT
 from skyreels_pack.models.hunyuan.dit_config import HunyuanDiTConfig
 from skyreels_pack.models.hunyuan.dit_loader import config_from_source, detect, fp8_eligible, original_view
-from skyreels_pack.models.loading.checkpoint import TensorSource
 from skyreels_pack.models.loading.materialize import check_keys, plan_keys
 
-KEYS_DIR = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "keys", "v1"))
-with open(os.path.join(KEYS_DIR, "configs.json")) as f:
-    CONFIGS = json.load(f)
-
-
-def _listed(name):
-    with open(os.path.join(KEYS_DIR, name)) as f:
-        return {k: tuple(v) for k, v in json.load(f).items()}
+V1 = KeyMaps("v1")
+KEYS_DIR, CONFIGS, _listed = V1.dir, V1.configs, V1.listed
 
 
 def _meta_source(shapes, dtype=torch.bfloat16):
-    return TensorSource.from_dict({k: torch.empty(v, device="meta", dtype=dtype) for k, v in shapes.items()})
+    return meta_source(shapes, dtype)
 
 
 def test_every_key_file_is_covered():

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..loading.checkpoint import CheckpointError, TensorSource, open_weights
+from ..loading.errors import not_a
 from ..loading.materialize import build_and_fill, parse_weight_dtype, storage_policy
 
 SAMPLE_RATE = 16000
@@ -160,9 +161,8 @@ def load_wav2vec2(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, dt
     source, file_config, where = open_weights(path, None)
     prefix = detect_prefix(source.keys())
     if prefix is None:
-        raise CheckpointError("%s is not a wav2vec2 model: expected keys like 'feature_projection.projection.weight' "
-                              "(or 'wav2vec2.feature_projection...'); found e.g. %s"
-                              % (where or "the given weights", ", ".join(sorted(source.keys())[:4])))
+        raise not_a(where, source, "a wav2vec2 model",
+                    "keys like 'feature_projection.projection.weight' (or 'wav2vec2.feature_projection...')")
     names = {k: n for k in source.keys() for n in [to_model_name(k, prefix)] if n is not None}
     if config is None and file_config and "hidden_size" in file_config:
         config = {k: v for k, v in file_config.items() if not k.startswith("_") and k != "architectures"}

@@ -16,7 +16,8 @@ import torch
 
 from ..common.ops import default_compute_dtype
 from ..loading.checkpoint import CheckpointError, TensorSource, open_weights
-from ..loading.materialize import build_and_fill, parse_weight_dtype, storage_policy
+from ..loading.errors import not_a
+from ..loading.materialize import build_dit
 from . import keys
 from .config import CogVideoXConfig
 from .transformer import CogVideoXTransformer
@@ -73,22 +74,12 @@ def load_cogvideox_transformer(path: Union[str, Dict[str, torch.Tensor], TensorS
     source, file_config, where = open_weights(path, "dit")
     prefix = detect(source)
     if prefix is None:
-        raise CheckpointError(
-            "%s is not a CogVideoX / SkyReels-A1 transformer: expected keys like 'patch_embed.proj.weight' and "
-            "'transformer_blocks.0.attn1.to_q.weight'; found e.g. %s"
-            % (where or "the given weights", ", ".join(sorted(source.keys())[:4])))
+        raise not_a(where, source, "a CogVideoX / SkyReels-A1 transformer",
+                    "keys like 'patch_embed.proj.weight' and 'transformer_blocks.0.attn1.to_q.weight'")
     if config is None:
         config, names = config_from_source(source, prefix, file_config)
     else:
         names = keys.to_model_names(source.keys(), prefix)
-    policy = storage_policy(parse_weight_dtype(weight_dtype), compute_dtype, fp8_eligible)
-    model = build_and_fill(lambda: CogVideoXTransformer(config), source, names.get,
-                           "CogVideoX / SkyReels-A1 transformer", policy, device)
-    model.compute_dtype = compute_dtype
-    from ...host import log
-    from ..common.attention import resolve_backend
-
-    model.attention_backend = resolve_backend(attention, torch.device(compute_device or device), log)
-    model.eval().requires_grad_(False)
-    model.source_path = where
+    model = build_dit(lambda: CogVideoXTransformer(config), source, names.get, "CogVideoX / SkyReels-A1 transformer",
+                      weight_dtype, compute_dtype, fp8_eligible, device, attention, compute_device, where)
     return model, config

@@ -15,6 +15,7 @@ from typing import Dict, Optional, Tuple, Union
 import torch
 
 from ..loading.checkpoint import CheckpointError, TensorSource, open_weights
+from ..loading.errors import not_a
 from ..loading.materialize import build_and_fill, storage_policy
 from .vae import CogVideoXVAE, CogVideoXVAEConfig
 
@@ -71,10 +72,8 @@ def load_cogvideox_vae(path: Union[str, Dict[str, torch.Tensor], TensorSource], 
     source, file_config, where = open_weights(path, "vae")
     prefix = detect_prefix(source.keys())
     if prefix is None:
-        raise CheckpointError(
-            "%s is not a CogVideoX VAE: expected keys like 'encoder.conv_in.conv.weight' and "
-            "'decoder.norm_out.conv_y.conv.weight'; found e.g. %s"
-            % (where or "the given weights", ", ".join(sorted(source.keys())[:4])))
+        raise not_a(where, source, "a CogVideoX VAE",
+                    "keys like 'encoder.conv_in.conv.weight' and 'decoder.norm_out.conv_y.conv.weight'")
     names = {k: k[len(prefix):] for k in source.keys() if k.startswith(prefix)}
     if config is None:
         try:

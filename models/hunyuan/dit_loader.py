@@ -17,7 +17,8 @@ import torch
 
 from ..common.ops import default_compute_dtype
 from ..loading.checkpoint import CheckpointError, TensorSource, open_weights
-from ..loading.materialize import build_and_fill, parse_weight_dtype, storage_policy
+from ..loading.errors import not_a
+from ..loading.materialize import build_dit
 from ..loading.remap import RemappedSource
 from . import dit_keys
 from .dit import HunyuanDiT
@@ -99,25 +100,15 @@ def load_hunyuan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *,
         check_architecture(source, "hyvid", "HunyuanVideo / SkyReels-V1 DiT")
     found = detect(source)
     if found is None:
-        raise CheckpointError(
-            "%s is not a HunyuanVideo / SkyReels-V1 DiT: expected keys like 'double_blocks.0.img_attn_qkv.weight' "
-            "(original, Kijai, Comfy-Org; optionally behind 'model.diffusion_model.') or "
-            "'context_embedder.token_refiner.refiner_blocks.0.norm1.weight' (diffusers); found e.g. %s"
-            % (where or "the given weights", ", ".join(sorted(source.keys())[:4])))
+        raise not_a(where, source, "a HunyuanVideo / SkyReels-V1 DiT",
+                    "keys like 'double_blocks.0.img_attn_qkv.weight' (original, Kijai, Comfy-Org; optionally behind "
+                    "'model.diffusion_model.') or 'context_embedder.token_refiner.refiner_blocks.0.norm1.weight' "
+                    "(diffusers)")
     naming, prefix = found
     view, names = original_view(source, naming, prefix)
     if config is None:
         config = config_from_source(view, names, file_config, {"axes_dim": axes_dim, "theta": theta})
-    policy = storage_policy(parse_weight_dtype(weight_dtype), compute_dtype, fp8_eligible)
-    model = build_and_fill(lambda: HunyuanDiT(config), view, names.get, "HunyuanVideo DiT (%s naming)" % naming,
-                           policy, device)
-    model.compute_dtype = compute_dtype
-    from ..common.attention import resolve_backend
-    from ...host import log
-
-    model.attention_backend = resolve_backend(attention, torch.device(compute_device or device), log)
-    model.eval().requires_grad_(False)
-    model.source_path = where
+    model = build_dit(lambda: HunyuanDiT(config), view, names.get, "HunyuanVideo DiT (%s naming)" % naming,
+                      weight_dtype, compute_dtype, fp8_eligible, device, attention, compute_device, where)
     model.naming = naming
-    model.source_types = source.metadata.get("gguf.tensor_types", "")
     return model, config

@@ -34,6 +34,7 @@ import torch.nn as nn
 from ..common import ops
 from ..common.ops import default_compute_dtype
 from ..loading.checkpoint import CheckpointError, TensorSource, open_weights
+from ..loading.errors import not_a
 from ..loading.materialize import build_and_fill, parse_weight_dtype, storage_policy
 
 PROMPT_TEMPLATE = (
@@ -188,14 +189,27 @@ def llama_key_map(prefix: str, keep: int):
     return to_model
 
 
-class LlamaEncoder:
-    """The first N−2 layers of a LlamaModel (no final norm), with its tokenizer."""
+class TextTower:
+    """A text model with its config, its tokenizer (None: ids only) and its compute dtype."""
+
+    NAME = "text"
 
     def __init__(self, model: nn.Module, config, tokenizer=None, compute_dtype: torch.dtype = torch.float32):
         self.model = model
         self.config = config
         self.tokenizer = tokenizer
         self.compute_dtype = compute_dtype
+
+    def _tok(self):
+        if self.tokenizer is None:
+            raise ValueError("this %s encoder has no tokenizer; load it with a tokenizer folder" % self.NAME)
+        return self.tokenizer
+
+
+class LlamaEncoder(TextTower):
+    """The first N−2 layers of a LlamaModel (no final norm), with its tokenizer."""
+
+    NAME = "Llama"
 
     @property
     def device(self) -> torch.device:
@@ -214,11 +228,6 @@ class LlamaEncoder:
     def encode_ids(self, ids: torch.Tensor, mask: torch.Tensor, crop: int = CROP_START):
         """The official batch path: padded ids [B, 351] and mask -> (states [B, 256, D], mask [B, 256])."""
         return self.states(ids, mask)[:, crop:], mask[:, crop:]
-
-    def _tok(self):
-        if self.tokenizer is None:
-            raise ValueError("this Llama encoder has no tokenizer; load it with a tokenizer folder")
-        return self.tokenizer
 
     def template_length(self) -> int:
         """BOS + the template before the prompt, in tokens (95 with the Llama-3 tokenizer)."""
@@ -248,10 +257,9 @@ def load_llama_encoder(path: Union[str, Dict[str, torch.Tensor], TensorSource], 
     source, file_config, where = open_weights(path, "llama")
     prefix = llama_prefix(source.keys())
     if prefix is None:
-        raise CheckpointError(
-            "%s is not a Llama text encoder: expected 'embed_tokens.weight' and 'layers.0.self_attn.q_proj.weight' "
-            "(transformers, diffusers text_encoder/) or the same behind 'model.' (ComfyUI llava_llama3_*.safetensors); "
-            "found e.g. %s" % (where or "the given weights", ", ".join(sorted(source.keys())[:4])))
+        raise not_a(where, source, "a Llama text encoder",
+                    "'embed_tokens.weight' and 'layers.0.self_attn.q_proj.weight' (transformers, diffusers "
+                    "text_encoder/) or the same behind 'model.' (ComfyUI llava_llama3_*.safetensors)")
     tokenizer = None
     if need_tokenizer:
         from .tokenizers import find_llama_tokenizer
@@ -332,14 +340,10 @@ def _clip_core(model: nn.Module) -> nn.Module:
     return getattr(model, "text_model", model)
 
 
-class ClipEncoder:
+class ClipEncoder(TextTower):
     """CLIP-L text tower; ``pooled`` is the final-LayerNorm state at the first EOS."""
 
-    def __init__(self, model: nn.Module, config, tokenizer=None, compute_dtype: torch.dtype = torch.float32):
-        self.model = model
-        self.config = config
-        self.tokenizer = tokenizer
-        self.compute_dtype = compute_dtype
+    NAME = "CLIP"
 
     @property
     def device(self) -> torch.device:
@@ -350,9 +354,7 @@ class ClipEncoder:
         return self.model(input_ids=ids.to(self.device)).pooler_output.float()
 
     def encode(self, prompt: str) -> torch.Tensor:
-        if self.tokenizer is None:
-            raise ValueError("this CLIP encoder has no tokenizer; load it with a tokenizer folder")
-        ids = self.tokenizer.encode(prompt, self.config.max_position_embeddings)
+        ids = self._tok().encode(prompt, self.config.max_position_embeddings)
         return self.pooled(torch.tensor([ids])).cpu()
 
 
@@ -368,9 +370,9 @@ def load_clip_l(path: Union[str, Dict[str, torch.Tensor], TensorSource], *,
     source, file_config, where = open_weights(path, "clip_l")
     prefix = clip_prefix(source.keys())
     if prefix is None:
-        raise CheckpointError("%s is not a CLIP text encoder: expected 'text_model.embeddings.token_embedding.weight' "
-                              "(Comfy-Org clip_l.safetensors, diffusers text_encoder_2/); found e.g. %s"
-                              % (where or "the given weights", ", ".join(sorted(source.keys())[:4])))
+        raise not_a(where, source, "a CLIP text encoder",
+                    "'text_model.embeddings.token_embedding.weight' (Comfy-Org clip_l.safetensors, diffusers "
+                    "text_encoder_2/)")
     tokenizer = None
     if need_tokenizer:
         from .tokenizers import find_clip_tokenizer

@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterable, List, Optional, Sequence
+from typing import List, Optional
+
+from ..loading.tokenizer_folders import TokenizerError, candidates
 
 LLAMA_FOLDERS = ("llama_tokenizer", "llava_llama3_tokenizer", "tokenizer", "")
 CLIP_FOLDERS = ("clip_l_tokenizer", "sd1_tokenizer", "clip_tokenizer", "tokenizer_2", "tokenizer", "")
 BOS, EOT, HEADER_START, HEADER_END = "<|begin_of_text|>", "<|eot_id|>", "<|start_header_id|>", "<|end_header_id|>"
 CLIP_BOS, CLIP_EOS = "<|startoftext|>", "<|endoftext|>"
 CLIP_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+"""
-
-
-class TokenizerError(ValueError):
-    """No usable tokenizer; the message says where we looked and what to put there."""
 
 
 # --------------------------------------------------------------------------- Llama-3
@@ -133,23 +131,6 @@ def is_clip_folder(folder: str) -> bool:
 # --------------------------------------------------------------------------- finding them
 
 
-def candidates(weights_path: Optional[str], names: Sequence[str], stem_names: Iterable[str] = ()) -> List[str]:
-    """Folders searched beside the weights and one and two levels up (a pipeline's root)."""
-    out: List[str] = []
-    if weights_path:
-        start = os.path.abspath(weights_path)
-        level = start if os.path.isdir(start) else os.path.dirname(start)
-        extra = list(stem_names)
-        for _ in range(3):
-            for sub in list(extra) + list(names):
-                out.append(os.path.join(level, sub) if sub else level)
-            parent = os.path.dirname(level)
-            if parent == level:
-                break
-            level = parent
-    return out
-
-
 def _comfy_folder(*parts: str) -> Optional[str]:
     from ...host import comfy_package_dir
 
@@ -164,43 +145,39 @@ def _stems(weights_path: Optional[str]) -> List[str]:
     return [stem + "_tokenizer", stem + "-tokenizer"]
 
 
+def _search(weights_path: Optional[str], names, comfy_parts, usable, make, missing: str):
+    """The first usable tokenizer folder beside the weights (see ``candidates``), then ComfyUI's own
+    copy; else a TokenizerError from ``missing`` % (the weights, where we looked)."""
+    places = candidates(weights_path, names, _stems(weights_path))
+    comfy = _comfy_folder(*comfy_parts)
+    if comfy:
+        places.append(comfy)
+    looked = []
+    for folder in places:
+        if usable(folder):
+            return make(folder)
+        looked.append(folder)
+    raise TokenizerError(missing % (weights_path or "the given weights", ", ".join(looked[:6]) or "nowhere"))
+
+
 def find_llama_tokenizer(weights_path: Optional[str], tokenizer_path: Optional[str] = None) -> LlamaTokenizer:
     if tokenizer_path:
         p = tokenizer_path if os.path.isfile(tokenizer_path) else os.path.join(tokenizer_path, "tokenizer.json")
         return LlamaTokenizer(p)
-    looked = []
-    places = candidates(weights_path, LLAMA_FOLDERS, _stems(weights_path))
-    comfy = _comfy_folder("text_encoders", "llama_tokenizer")
-    if comfy:
-        places.append(comfy)
-    for folder in places:
-        if is_llama_folder(folder):
-            return LlamaTokenizer(os.path.join(folder, "tokenizer.json"))
-        looked.append(folder)
-    raise TokenizerError(
-        "no Llama-3 tokenizer found for %s. Looked in: %s. Put the tokenizer.json of "
-        "hunyuanvideo-community/HunyuanVideo (tokenizer/) in a folder named 'llama_tokenizer' beside the text "
-        "encoder file, or give its folder in tokenizer_path." % (weights_path or "the given weights",
-                                                                 ", ".join(looked[:6]) or "nowhere"))
+    return _search(weights_path, LLAMA_FOLDERS, ("text_encoders", "llama_tokenizer"), is_llama_folder,
+                   lambda folder: LlamaTokenizer(os.path.join(folder, "tokenizer.json")),
+                   "no Llama-3 tokenizer found for %s. Looked in: %s. Put the tokenizer.json of "
+                   "hunyuanvideo-community/HunyuanVideo (tokenizer/) in a folder named 'llama_tokenizer' beside the "
+                   "text encoder file, or give its folder in tokenizer_path.")
 
 
 def find_clip_tokenizer(weights_path: Optional[str], tokenizer_path: Optional[str] = None) -> CLIPTokenizer:
     if tokenizer_path:
         return CLIPTokenizer(tokenizer_path if os.path.isdir(tokenizer_path) else os.path.dirname(tokenizer_path))
-    looked = []
-    places = candidates(weights_path, CLIP_FOLDERS, _stems(weights_path))
-    comfy = _comfy_folder("sd1_tokenizer")
-    if comfy:
-        places.append(comfy)
-    for folder in places:
-        if is_clip_folder(folder):
-            return CLIPTokenizer(folder)
-        looked.append(folder)
-    raise TokenizerError(
-        "no CLIP tokenizer (vocab.json + merges.txt) found for %s. Looked in: %s. Put the files of "
-        "openai/clip-vit-large-patch14 (or a pipeline's tokenizer_2/) in a folder named 'clip_l_tokenizer' beside "
-        "clip_l.safetensors, or give its folder in tokenizer_path." % (weights_path or "the given weights",
-                                                                     ", ".join(looked[:6]) or "nowhere"))
+    return _search(weights_path, CLIP_FOLDERS, ("sd1_tokenizer",), is_clip_folder, CLIPTokenizer,
+                   "no CLIP tokenizer (vocab.json + merges.txt) found for %s. Looked in: %s. Put the files of "
+                   "openai/clip-vit-large-patch14 (or a pipeline's tokenizer_2/) in a folder named 'clip_l_tokenizer' "
+                   "beside clip_l.safetensors, or give its folder in tokenizer_path.")
 
 
 # --------------------------------------------------------------------------- demo tokenizers

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .checkpoint import CheckpointError, TensorSource
+from .errors import not_a
 
 # (component, words, ComfyUI folder, loader)
 COMPONENTS = (
@@ -56,5 +57,4 @@ def wrong_component(where: str, source: TensorSource, wanted: str, expected_keys
         w, folder, loader = words[found]
         return CheckpointError("%s is %s, not %s: put it in models/%s and load it with %s"
                                % (where, w, want_words, folder, loader))
-    return CheckpointError("%s is not %s: expected keys like %s; found e.g. %s"
-                           % (where, want_words, expected_keys, ", ".join(sorted(source.keys())[:4])))
+    return not_a(where, source, want_words, "keys like " + expected_keys)

@@ -248,3 +248,24 @@ def build_and_fill(factory: Callable[[], nn.Module], source: TensorSource, to_mo
     check_scales(plan, source)
     assign_weights(model, source, plan, policy, device)
     return model
+
+
+def build_dit(factory: Callable[[], nn.Module], source: TensorSource, to_model: Callable[[str], Optional[str]],
+              what: str, weight_dtype: str, compute_dtype: torch.dtype, fp8_eligible: Callable[[str], bool],
+              device: torch.device, attention: str, compute_device, where: Optional[str]) -> nn.Module:
+    """A diffusion transformer of any family from ``source``: built and filled as
+    :func:`build_and_fill` does, its weights stored as ``weight_dtype`` says (fp8 only where
+    ``fp8_eligible``), set to compute in ``compute_dtype`` with the ``attention`` backend checked
+    for ``compute_device`` (default ``device``), in eval mode without gradients; ``source_path``
+    and ``source_types`` (the GGUF tensor types, if any) say where it came from."""
+    from ...host import log
+    from ..common.attention import resolve_backend
+
+    policy = storage_policy(parse_weight_dtype(weight_dtype), compute_dtype, fp8_eligible)
+    model = build_and_fill(factory, source, to_model, what, policy, device)
+    model.compute_dtype = compute_dtype
+    model.attention_backend = resolve_backend(attention, torch.device(compute_device or device), log)
+    model.eval().requires_grad_(False)
+    model.source_path = where
+    model.source_types = source.metadata.get("gguf.tensor_types", "")
+    return model

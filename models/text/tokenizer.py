@@ -22,14 +22,12 @@ from typing import List, Sequence, Tuple, Union
 
 import torch
 
+from ..loading.tokenizer_folders import TokenizerError  # noqa: F401 (raised here, imported from here too)
+
 PAD_ID = 0
 EOS_ID = 1
 UNK_ID = 2
 TOKENIZER_FILES = ("tokenizer.json", "spiece.model")
-
-
-class TokenizerError(ValueError):
-    """No usable tokenizer at the given place; the message says what was expected."""
 
 
 class _SentencePieceBackend:

@@ -22,6 +22,7 @@ import torch
 from ..common.ops import default_compute_dtype
 from ..loading.checkpoint import CheckpointError, TensorSource, open_weights
 from ..loading.materialize import build_and_fill, parse_weight_dtype, storage_policy
+from ..loading.tokenizer_folders import candidates
 from . import umt5_keys
 from .prompt import TEXT_LEN, encode_prompts, encode_token_ids, tokenize_prompts
 from .tokenizer import TokenizerError, UMT5Tokenizer
@@ -155,22 +156,6 @@ def embedded_tokenizer(source: TensorSource) -> Optional[UMT5Tokenizer]:
     return None
 
 
-def tokenizer_candidates(weights_path: str) -> List[str]:
-    """Folders searched for a tokenizer, nearest first."""
-    start = os.path.abspath(weights_path)
-    base = start if os.path.isdir(start) else os.path.dirname(start)
-    out: List[str] = []
-    level = base
-    for _ in range(3):  # beside the weights, one and two levels up
-        for sub in TOKENIZER_FOLDERS:
-            out.append(os.path.join(level, sub) if sub else level)
-        parent = os.path.dirname(level)
-        if parent == level:
-            break
-        level = parent
-    return out
-
-
 def find_tokenizer(source: TensorSource, weights_path: Optional[str],
                    tokenizer_path: Optional[str] = None) -> UMT5Tokenizer:
     """The tokenizer for these weights, or a TokenizerError that says where it looked."""
@@ -181,7 +166,7 @@ def find_tokenizer(source: TensorSource, weights_path: Optional[str],
         return tok
     looked: List[str] = []
     if weights_path:
-        for folder in tokenizer_candidates(weights_path):
+        for folder in candidates(weights_path, TOKENIZER_FOLDERS):
             if not any(os.path.isfile(os.path.join(folder, f)) for f in ("tokenizer.json", "spiece.model")):
                 looked.append(folder)
                 continue

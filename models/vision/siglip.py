@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..loading.checkpoint import CheckpointError, TensorSource, open_weights
+from ..loading.errors import not_a
 from ..loading.materialize import build_and_fill, storage_policy
 
 FILE_PREFIXES = ("vision_model.", "model.vision_model.", "")
@@ -148,10 +149,8 @@ def plan_siglip(source: TensorSource, file_config: Optional[dict] = None, config
     _, SiglipVisionModel = _transformers()
     prefix = detect_prefix(source.keys())
     if prefix is None:
-        raise CheckpointError(
-            "%s is not a SigLIP vision model: expected keys like 'vision_model.embeddings.patch_embedding.weight'; "
-            "found e.g. %s" % (source.files[0] if source.files else "the given weights",
-                                ", ".join(sorted(source.keys())[:4])))
+        raise not_a(source.files[0] if source.files else None, source, "a SigLIP vision model",
+                    "keys like 'vision_model.embeddings.patch_embedding.weight'")
     bare = {k: k[len(prefix):] for k in source.keys()
             if k.startswith(prefix) and not k[len(prefix):].startswith(("text_model.", "logit_"))}
     try:

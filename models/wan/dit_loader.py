@@ -19,7 +19,7 @@ import torch
 
 from ..common.ops import default_compute_dtype
 from ..loading.checkpoint import CheckpointError, TensorSource, config_file, open_weights, require_set
-from ..loading.materialize import build_and_fill, parse_weight_dtype, storage_policy
+from ..loading.materialize import build_dit
 from . import dit_keys
 from .dit import WanDiT
 from .dit_config import WanDiTConfig
@@ -228,14 +228,6 @@ def load_wan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, wei
                                            or _named_variant(where, source.metadata))
     else:
         names = dit_keys.to_official_names(source.keys(), naming, prefix)
-    policy = storage_policy(parse_weight_dtype(weight_dtype), compute_dtype, fp8_eligible)
-    model = build_and_fill(lambda: WanDiT(config), source, names.get, "Wan DiT (%s naming)" % naming, policy, device)
-    model.compute_dtype = compute_dtype
-    from ..common.attention import resolve_backend
-    from ...host import log
-
-    model.attention_backend = resolve_backend(attention, torch.device(compute_device or device), log)
-    model.eval().requires_grad_(False)
-    model.source_path = where
-    model.source_types = source.metadata.get("gguf.tensor_types", "")
+    model = build_dit(lambda: WanDiT(config), source, names.get, "Wan DiT (%s naming)" % naming, weight_dtype,
+                      compute_dtype, fp8_eligible, device, attention, compute_device, where)
     return model, config
