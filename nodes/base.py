@@ -1,4 +1,4 @@
-"""Shared pieces of the node layer: categories, widget helpers, model lists."""
+"""Shared pieces of the node layer: categories, widget helpers, model lists, chunk folders."""
 from __future__ import annotations
 
 from typing import List, Optional, Tuple

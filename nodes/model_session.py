@@ -1,4 +1,5 @@
-"""Putting the DiT on the compute device for one sampling job, and the step caches for it."""
+"""Models on the compute device for one job (a DiT with its LoRAs and VRAM budget, the VAE beside it,
+an encoder), the step caches of a sampling job, and what a long render's resume signature adds."""
 from __future__ import annotations
 
 import contextlib

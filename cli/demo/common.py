@@ -31,6 +31,23 @@ def randomize(module: torch.nn.Module, seed: int) -> Dict[str, torch.Tensor]:
     return out
 
 
+def scaled_fp8(entries) -> Dict[str, torch.Tensor]:
+    """A ComfyUI "scaled fp8" state dict from (name, tensor, fp8?) entries: the fp8 ones as
+    float8_e4m3fn with their ``scale_weight``, the rest in fp16, and the ``scaled_fp8`` marker."""
+    from ...models.loading.materialize import quantize_fp8
+
+    out = {}
+    for name, v, fp8 in entries:
+        if fp8:
+            q, scale = quantize_fp8(v, torch.float8_e4m3fn)
+            out[name] = q
+            out[name[: -len(".weight")] + ".scale_weight"] = scale.reshape(1)
+        else:
+            out[name] = v.to(torch.float16)
+    out["scaled_fp8"] = torch.zeros(0, dtype=torch.float8_e4m3fn)
+    return out
+
+
 def save(path: str, tensors: Dict[str, torch.Tensor], metadata=None) -> None:
     from safetensors.torch import save_file
 

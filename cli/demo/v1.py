@@ -21,7 +21,7 @@ import os
 import torch
 
 from ..shipped.v1 import MODELS
-from .common import randomize, save
+from .common import randomize, save, scaled_fp8
 
 VERSION = 1
 
@@ -95,24 +95,12 @@ def write_llama(root: str) -> None:
 
     from ...models.hunyuan.text_encoder import llama_fp8_eligible
     from ...models.hunyuan.tokenizers import write_demo_llama_tokenizer
-    from ...models.loading.materialize import quantize_fp8
 
     path = os.path.join(root, *MODELS["v1_llama"])
     vocab = write_demo_llama_tokenizer(os.path.join(os.path.dirname(path), "llama_tokenizer"))
     model = LlamaModel(LlamaConfig(vocab_size=vocab, rope_theta=500000.0, rms_norm_eps=1e-5, **LLAMA))
-    out = {}
-    for k, v in randomize(model, 23).items():
-        if k.startswith("rotary_emb."):
-            continue
-        name = "model." + k
-        if llama_fp8_eligible(k):
-            q, scale = quantize_fp8(v, torch.float8_e4m3fn)
-            out[name] = q
-            out[name[: -len(".weight")] + ".scale_weight"] = scale.reshape(1)
-        else:
-            out[name] = v.to(torch.float16)
-    out["scaled_fp8"] = torch.zeros(0, dtype=torch.float8_e4m3fn)
-    save(path, out)
+    save(path, scaled_fp8(("model." + k, v, llama_fp8_eligible(k)) for k, v in randomize(model, 23).items()
+                          if not k.startswith("rotary_emb.")))
 
 
 def write_clip(root: str) -> None:

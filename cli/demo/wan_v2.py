@@ -15,7 +15,7 @@ import os
 import torch
 
 from ..shipped.wan_v2 import MODELS
-from .common import randomize, save
+from .common import randomize, save, scaled_fp8
 
 VERSION = 1
 
@@ -79,7 +79,6 @@ def write_i2v(root: str) -> None:
 
 def write_text_encoder(root: str) -> None:
     """ComfyUI's umt5_xxl_fp8_e4m3fn_scaled layout: transformers names, scaled fp8, spiece_model."""
-    from ...models.loading.materialize import quantize_fp8
     from ...models.text.tokenizer import build_demo_spiece
     from ...models.text.umt5 import UMT5Config, UMT5Encoder
     from ...models.text.umt5_keys import official_to_transformers
@@ -91,18 +90,8 @@ def write_text_encoder(root: str) -> None:
     vocab = UMT5Tokenizer.from_spiece_bytes(spiece).vocab_size
     cfg = UMT5Config(vocab=vocab, **TEXT)
     sd = randomize(UMT5Encoder(cfg), 4)
-    out = {}
-    for k, v in sd.items():
-        name = official_to_transformers(k)
-        if name is None:
-            continue
-        if fp8_eligible(k):
-            q, scale = quantize_fp8(v, torch.float8_e4m3fn)
-            out[name] = q
-            out[name[: -len(".weight")] + ".scale_weight"] = scale.reshape(1)
-        else:
-            out[name] = v.to(torch.float16)
-    out["scaled_fp8"] = torch.zeros(0, dtype=torch.float8_e4m3fn)
+    out = scaled_fp8((name, v, fp8_eligible(k)) for k, v in sd.items()
+                     for name in [official_to_transformers(k)] if name is not None)
     out["spiece_model"] = torch.frombuffer(bytearray(spiece), dtype=torch.uint8).clone()
     save(os.path.join(root, *MODELS["text"]), out)
 
