@@ -12,22 +12,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+from bench_common import ROOT, load_pack
+
 TASK = os.path.join(ROOT, "..", "shared", "models", "mediapipe", "face_landmarker_v2_with_blendshapes.task")
-
-
-def _load_pack():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_m", os.path.join(ROOT, "__main__.py"))
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
-    return m.load_pack(ROOT)
 
 
 def main(argv=None):
@@ -41,8 +31,7 @@ def main(argv=None):
     from PIL import Image
 
     torch.set_num_threads(args.threads)
-    pack = _load_pack()
-    sys.modules.setdefault("skyreels_pack", pack)
+    load_pack()
     from skyreels_pack.cli.demo import a1_driver as demo
     from skyreels_pack.cli.shipped import a1_driver_inputs as inputs
     from skyreels_pack.media.video_io import read_video

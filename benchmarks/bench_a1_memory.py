@@ -13,14 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+from bench_common import frame_counter, measure_in_child, peak_memory, print_growth, start_child
 
 CONFIGS = {
     "cpu": dict(num_heads=4, head_dim=64, num_layers=2, time_embed_dim=64, text_embed_dim=128, face_embed_dim=64,
@@ -30,35 +25,17 @@ CONFIGS = {
 }
 
 
-def _load_pack():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_m", os.path.join(ROOT, "__main__.py"))
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
-    return m.load_pack(ROOT)
-
-
 def child(args) -> dict:
     """One run; prints its measurements as JSON."""
-    import resource
-
     import torch
 
-    _load_pack()
-    from skyreels_pack import host
+    device, dtype = start_child(args.threads)
     from skyreels_pack.models.cogvideox.config import CogVideoXConfig
     from skyreels_pack.models.cogvideox.transformer import CogVideoXTransformer
     from skyreels_pack.models.cogvideox.vae import CogVideoXVAE, CogVideoXVAEConfig, VAETiling
     from skyreels_pack.sampling.a1_video import A1Codec, A1VideoSettings, generate_a1_video
-    from skyreels_pack.sampling.chunk_store import ChunkSink
 
-    host.set_quiet(True)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
     c = dict(CONFIGS[args.config])
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     cfg = CogVideoXConfig(num_heads=c["num_heads"], head_dim=c["head_dim"], num_layers=c["num_layers"],
                           time_embed_dim=c["time_embed_dim"], text_embed_dim=c["text_embed_dim"],
                           face_embed_dim=c["face_embed_dim"], sample_height=args.height // 8,
@@ -87,28 +64,16 @@ def child(args) -> dict:
                               norm_num_groups=c["vae_groups"], sample_height=args.height, sample_width=args.width)
     vaes = [random_module(lambda: CogVideoXVAE(vcfg), seed) for seed in (2, 3)]
 
-    class Discard(ChunkSink):
-        frames = 0
-
-        def add(self, chunk):
-            Discard.frames += chunk.frames.shape[0]
-
     g = torch.Generator().manual_seed(0)
     control = torch.rand(1 + args.driving, args.height, args.width, 3, generator=g)
     portrait = torch.rand(1, args.height, args.width, 3, generator=g)
     face = torch.randn(1, cfg.face_tokens, cfg.face_embed_dim, generator=g)
     s = A1VideoSettings(width=args.width, height=args.height, steps=args.steps)
     codec = A1Codec(vaes[0], vaes[1], device, VAETiling.official(vcfg) if args.tiled else None, None)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    t0 = time.monotonic()
-    with tempfile.TemporaryDirectory() as d:
-        res = generate_a1_video(dit, codec, s, portrait, control, face, Discard(), chunk_dir=d)
-    secs = time.monotonic() - t0
-    peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"windows": len(res.plan.windows), "frames": Discard.frames, "peak_bytes": peak, "seconds": secs,
-            "device": str(device), "metric": "cuda max allocated" if device.type == "cuda" else "peak RSS"}
+    sink = frame_counter()
+    with peak_memory(device) as row, tempfile.TemporaryDirectory() as d:
+        res = generate_a1_video(dit, codec, s, portrait, control, face, sink, chunk_dir=d)
+    return dict(row, windows=len(res.plan.windows), frames=sink.frames)
 
 
 def main():
@@ -127,22 +92,12 @@ def main():
         return
     rows = []
     for windows, driving in ((1, 48), (3, 128)):  # 48 = one window; 128 = three full windows (40 new each)
-        cmd = [sys.executable, __file__, "--child-driving", str(driving)] + [
-            a for k, v in vars(args).items() if k not in ("child_driving",)
-            for a in ("--" + k.replace("_", "-"), str(v))]
-        env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout.strip().splitlines()[-1]
-        row = json.loads(out)
+        row = measure_in_child(__file__, args, "--child-driving", driving)
         assert row["windows"] == windows, row
         rows.append(row)
-    print("SkyReels-A1 peak memory (%s, %s, %dx%d, %d steps, VAE %s)"
-          % (rows[0]["device"], args.config, args.width, args.height, args.steps, "tiled" if args.tiled else "untiled"))
-    print("| windows | frames | %s (MiB) | seconds |" % rows[0]["metric"])
-    print("| --- | --- | --- | --- |")
-    for r in rows:
-        print("| %d | %d | %.1f | %.1f |" % (r["windows"], r["frames"], r["peak_bytes"] / 2**20, r["seconds"]))
-    growth = rows[1]["peak_bytes"] / rows[0]["peak_bytes"] - 1
-    print("growth from 1 to 3 windows: %+.1f %%" % (100 * growth))
+    print_growth("SkyReels-A1 peak memory (%s, %s, %dx%d, %d steps, VAE %s)"
+                 % (rows[0]["device"], args.config, args.width, args.height, args.steps,
+                    "tiled" if args.tiled else "untiled"), rows, "windows")
 
 
 if __name__ == "__main__":

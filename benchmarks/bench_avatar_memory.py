@@ -16,14 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 import tempfile
-import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+from bench_common import (frame_counter, measure_in_child, peak_memory, print_growth, random_wan,
+                          start_child)
 
 CONFIGS = {
     "cpu": dict(dim=512, ffn_dim=1024, num_heads=4, num_layers=4, text_dim=256, vae_dim=16, audio_inter=64),
@@ -31,53 +27,21 @@ CONFIGS = {
 }
 
 
-def _load_pack():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_m", os.path.join(ROOT, "__main__.py"))
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
-    return m.load_pack(ROOT)
-
-
 def child(args) -> dict:
     """One run; prints its measurements as JSON."""
-    import resource
-
     import torch
 
-    _load_pack()
-    from skyreels_pack import host
-    from skyreels_pack.cli.demo.common import randomize
+    device, dtype = start_child()
     from skyreels_pack.models.wan.audio_adapter import AudioAdapterConfig
-    from skyreels_pack.models.wan.dit import WanDiT
     from skyreels_pack.models.wan.dit_config import WanDiTConfig
-    from skyreels_pack.models.wan.vae import WanVAE, WanVAEConfig
     from skyreels_pack.sampling.avatar_video import AvatarConditioning, AvatarSettings, generate_avatar_video
-    from skyreels_pack.sampling.chunk_store import ChunkSink
     from skyreels_pack.sampling.video_codec import VideoCodec
 
-    host.set_quiet(True)
-    torch.manual_seed(0)
     c = CONFIGS[args.config]
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     cfg = WanDiTConfig(dim=c["dim"], ffn_dim=c["ffn_dim"], num_heads=c["num_heads"], num_layers=c["num_layers"],
                        in_dim=36, text_dim=c["text_dim"], image_dim=1280, variant="i2v",
                        audio=AudioAdapterConfig(intermediate_dim=c["audio_inter"], output_dim=768, context_tokens=32))
-    dit = WanDiT(cfg)
-    dit.load_state_dict(randomize(dit, 1))
-    dit.to(device, dtype).eval().requires_grad_(False)
-    dit.compute_dtype = dtype
-    vae = WanVAE(WanVAEConfig(dim=c["vae_dim"]))
-    vae.load_state_dict(randomize(vae, 2), strict=False)
-    vae.to(device).eval().requires_grad_(False)
-
-    class Discard(ChunkSink):
-        frames = 0
-
-        def add(self, chunk):
-            Discard.frames += chunk.frames.shape[0]
+    dit, vae = random_wan(cfg, c["vae_dim"], device, dtype)
 
     g = torch.Generator().manual_seed(3)
     tokens = torch.randn(1, 257, 1280, generator=g)
@@ -87,17 +51,10 @@ def child(args) -> dict:
                               features=torch.randn(args.frames, 12, 768, generator=g),
                               prompt=torch.randn(1, 512, c["text_dim"], generator=g) * 0.1,
                               connection=torch.randn(1, 512, c["text_dim"], generator=g) * 0.1)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    t0 = time.monotonic()
-    with tempfile.TemporaryDirectory() as d:
-        res = generate_avatar_video(dit, VideoCodec(vae, device), lambda image: tokens, s, cond, Discard(),
-                                    chunk_dir=d)
-    secs = time.monotonic() - t0
-    peak = (torch.cuda.max_memory_allocated() if device.type == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
-    return {"windows": res.plan.windows, "frames": Discard.frames, "peak_bytes": peak, "seconds": secs,
-            "device": str(device), "metric": "cuda max allocated" if device.type == "cuda" else "peak RSS"}
+    sink = frame_counter()
+    with peak_memory(device) as row, tempfile.TemporaryDirectory() as d:
+        res = generate_avatar_video(dit, VideoCodec(vae, device), lambda image: tokens, s, cond, sink, chunk_dir=d)
+    return dict(row, windows=res.plan.windows, frames=sink.frames)
 
 
 def main():
@@ -119,24 +76,12 @@ def main():
     rows = []
     for windows in (1, 3):
         frames = args.window + (windows - 1) * stride  # audio frames that need exactly that many windows
-        cmd = [sys.executable, __file__, "--child-frames", str(frames)] + [
-            a for k, v in vars(args).items() if k not in ("child_frames",)
-            for a in ("--" + k.replace("_", "-"), str(v))]
-        # Large CPU buffers straight from mmap and back on free: peak RSS then follows live memory
-        # instead of glibc's heap growth history.
-        env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout.strip().splitlines()[-1]
-        row = json.loads(out)
+        row = measure_in_child(__file__, args, "--child-frames", frames)
         assert row["windows"] == windows, row
         rows.append(row)
-    print("talking avatar peak memory (%s, %s, %dx%d, windows of %d frames, %d motion, %d dropped, %d steps)"
-          % (rows[0]["device"], args.config, args.width, args.height, args.window, args.motion, args.drop, args.steps))
-    print("| windows | frames | %s (MiB) | seconds |" % rows[0]["metric"])
-    print("| --- | --- | --- | --- |")
-    for r in rows:
-        print("| %d | %d | %.1f | %.1f |" % (r["windows"], r["frames"], r["peak_bytes"] / 2**20, r["seconds"]))
-    growth = rows[1]["peak_bytes"] / rows[0]["peak_bytes"] - 1
-    print("growth from 1 to 3 windows: %+.1f %%" % (100 * growth))
+    print_growth("talking avatar peak memory (%s, %s, %dx%d, windows of %d frames, %d motion, %d dropped, %d steps)"
+                 % (rows[0]["device"], args.config, args.width, args.height, args.window, args.motion, args.drop,
+                    args.steps), rows, "windows")
 
 
 if __name__ == "__main__":

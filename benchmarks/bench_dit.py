@@ -15,19 +15,16 @@ by tensor from a seed per key, official names mapped with ``dit_keys.official_to
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib.util
 import json
 import os
-import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
-import zlib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import bench_common
+from bench_common import current_rss, load_pack, machine_line, peak_rss, run_json
 
 CONFIGS = {
     # 1.3B widths, 2 layers: meaningful per-block work that a 2-core CPU runs in seconds.
@@ -43,70 +40,31 @@ OURS = ["baseline", "bf16", "fp8_e4m3fn", "fp8_e5m2", "int8", "nf4", "budget", "
 # --------------------------------------------------------------------------- worker
 
 
-def load_pack():
-    if "skyreels_pack" in sys.modules:
-        return
-    spec = importlib.util.spec_from_file_location("_skyreels_main", os.path.join(ROOT, "__main__.py"))
-    main = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(main)
-    main.load_pack(ROOT)
+def _damp_time_embedding(key: str, t):
+    """Damp the columns of the fast sinusoids so the time embedding moves by a few percent per
+    step of a 30-step schedule, the range TeaCache's polynomials were fitted on (fully random
+    weights move it ~90 % per step and TeaCache would see noise, not a schedule)."""
+    if not key.endswith("time_embedding.0.weight"):
+        return t
+    import torch
 
-
-def current_rss() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    half = t.shape[1] // 2
+    freqs = torch.pow(10000.0, -torch.arange(half, dtype=torch.float64) / half).float()
+    damp = (1.0 / (freqs * 1000.0)).clamp(max=1.0) ** 2
+    return t * torch.cat([damp, damp])
 
 
 def generate(key: str, shape, torch):
-    """The benchmark weight of ``key``: reproducible, independent of the order of creation."""
-    g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
-    t = torch.randn(shape, generator=g)
-    if key.endswith("time_embedding.0.weight"):
-        # Damp the columns of the fast sinusoids so the time embedding moves by a few percent per
-        # step of a 30-step schedule, the range TeaCache's polynomials were fitted on (fully random
-        # weights move it ~90 % per step and TeaCache would see noise, not a schedule).
-        half = shape[1] // 2
-        freqs = torch.pow(10000.0, -torch.arange(half, dtype=torch.float64) / half).float()
-        damp = (1.0 / (freqs * 1000.0)).clamp(max=1.0) ** 2
-        t = t * torch.cat([damp, damp])
-    if "norm" in key and key.endswith("weight"):
-        return 1 + 0.1 * t
-    if key.endswith("weight") and len(shape) >= 2:
-        fan_in = 1
-        for s in shape[1:]:
-            fan_in *= s
-        return t / fan_in ** 0.5
-    return 0.1 * t
+    """The benchmark weight of ``key`` (bench_common.generate, the time embedding damped)."""
+    return bench_common.generate(key, shape, torch, adjust=_damp_time_embedding)
 
 
 def make_source(cfg, torch):
     """A TensorSource whose tensors are generated on demand, one at a time (no full fp32 copy
     exists when the loader stores bf16 or fp8)."""
-    from skyreels_pack.models.loading.checkpoint import TensorSource
     from skyreels_pack.models.wan import dit_keys
 
-    shapes = dit_keys.expected_shapes(cfg)
-
-    class GeneratedSource(TensorSource):
-        def __init__(self):
-            self.files = ["<generated>"]
-            self.metadata = {}
-            self._shape = {k: tuple(s) for k, s in shapes.items()}
-            self._dtype = {k: torch.float32 for k in shapes}
-            self._where = {k: 0 for k in shapes}
-            self._handles = [self]
-
-        def get(self, key):
-            return generate(key, self._shape[key], torch)
-
-    return GeneratedSource()
+    return bench_common.generated_source(dit_keys.expected_shapes(cfg), lambda key, shape: generate(key, shape, torch))
 
 
 def worker(spec: dict) -> dict:
@@ -284,36 +242,13 @@ def parse_size(text: str):
     return int(w), int(h)
 
 
-def machine_line(device: str) -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    if device == "cuda":
-        props = torch.cuda.get_device_properties(0)
-        where = "%s (%.0f GB)" % (props.name, props.total_memory / 2**30)
-    else:
-        where = "CPU only"
-    return "%s; %d cores (%s); torch %s; %s" % (datetime.date.today().isoformat(), os.cpu_count(), cpu,
-                                               torch.__version__, where)
-
-
 def run_worker(spec: dict, timeout: int) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        res, proc = run_json(__file__, ["--worker", json.dumps(spec)], timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"setting": spec["setting"], "error": "timed out after %d s" % timeout}
-    for line in reversed(proc.stdout.strip().splitlines()):
-        if line.startswith("{"):
-            return json.loads(line)
+    if res is not None:
+        return res
     err = (proc.stderr.strip().splitlines() or ["exit %d" % proc.returncode])[-1]
     return {"setting": spec["setting"], "error": err[:160]}
 

@@ -19,26 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 import zlib
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-
-from bench_dit import CONFIGS, current_rss, load_pack, machine_line, make_source  # noqa: E402
-
-
-def peak_rss() -> int:
-    """This process image's peak RSS (VmHWM).  Unlike ru_maxrss it does not carry the parent's
-    peak across fork + exec (the parent here has just written a GGUF file)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
+from bench_common import current_rss, load_pack, machine_line, peak_hwm, run_json
+from bench_dit import CONFIGS, make_source
 
 SIZES = {"bench": (256, 256), "480p": (832, 480), "540p": (960, 544)}
 
@@ -128,19 +115,17 @@ def worker(spec: dict) -> dict:
     summary = lora_summary(model)
     release(model)
     out = {"seconds": seconds, "cpu": cpu, "forwards": len(calls), "finite": bool(torch.isfinite(z).all()),
-           "peak": peak_rss(), "delta": peak_rss() - rss_imports, "lora": summary}
+           "peak": peak_hwm(), "delta": peak_hwm() - rss_imports, "lora": summary}
     if cuda:
         out["gpu_peak"] = torch.cuda.max_memory_allocated(device)
     return out
 
 
 def run_worker(spec: dict, timeout: int) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    for line in proc.stdout.splitlines()[::-1]:
-        if line.startswith("{"):
-            return json.loads(line)
-    raise RuntimeError("worker failed:\n" + proc.stderr[-3000:])
+    res, proc = run_json(__file__, ["--worker", json.dumps(spec)], timeout=timeout)
+    if res is None:
+        raise RuntimeError("worker failed:\n" + proc.stderr[-3000:])
+    return res
 
 
 def gib(n) -> str:

@@ -13,22 +13,11 @@ measurements on a GPU.
 """
 from __future__ import annotations
 
-import importlib.util
-import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from bench_common import load_pack
+
 BUDGETS = (8, 12, 16, 24)
-
-
-def _pack():
-    spec = importlib.util.spec_from_file_location("_skyreels_main", os.path.join(ROOT, "__main__.py"))
-    main = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(main)
-    main.load_pack(ROOT)
-    import skyreels_pack
-
-    return skyreels_pack
 
 
 def _model(pack, image: bool, storage: str):
@@ -54,7 +43,7 @@ def _model(pack, image: bool, storage: str):
 def main() -> int:
     import torch
 
-    pack = _pack()
+    pack = load_pack()
     import skyreels_pack.memory.budget as budget
     import skyreels_pack.memory.offload as offload
     import skyreels_pack.memory.quant  # noqa: F401

@@ -20,18 +20,15 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import json
 import os
 import platform
-import resource
-import subprocess
 import sys
 import tempfile
 import time
-import zlib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import bench_common
+from bench_common import current_rss, load_pack, peak_rss, run_json
 
 CONFIGS = {
     # real head size and text/pooled widths, half the width, few blocks: a 2-core CPU runs it in seconds
@@ -40,38 +37,8 @@ CONFIGS = {
 }
 
 
-def load_pack():
-    if "skyreels_pack" in sys.modules:
-        return
-    spec = importlib.util.spec_from_file_location("_skyreels_main", os.path.join(ROOT, "__main__.py"))
-    main = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(main)
-    main.load_pack(ROOT)
-
-
-def current_rss() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
 def generate(key, shape, torch):
-    g = torch.Generator().manual_seed(zlib.crc32(key.encode()))
-    t = torch.randn(shape, generator=g)
-    if "norm" in key and key.endswith("weight"):
-        return 1 + 0.1 * t
-    if key.endswith("weight") and len(shape) >= 2:
-        fan_in = 1
-        for s in shape[1:]:
-            fan_in *= s
-        return t / fan_in ** 0.5
-    return 0.02 * t
+    return bench_common.generate(key, shape, torch, rest=0.02)
 
 
 def config_of(spec):
@@ -83,22 +50,10 @@ def config_of(spec):
 def build_ours(spec, torch, device, dtype):
     from skyreels_pack.models.hunyuan import dit_keys
     from skyreels_pack.models.hunyuan.dit_loader import load_hunyuan_dit
-    from skyreels_pack.models.loading.checkpoint import TensorSource
 
     cfg = config_of(spec)
-    shapes = dit_keys.expected_shapes(cfg)
-
-    class Generated(TensorSource):
-        def __init__(self):
-            self.files, self.metadata, self._handles = ["<generated>"], {}, [self]
-            self._shape = {k: tuple(s) for k, s in shapes.items()}
-            self._dtype = {k: torch.float32 for k in shapes}
-            self._where = {k: 0 for k in shapes}
-
-        def get(self, key):
-            return generate(key, self._shape[key], torch)
-
-    model, _ = load_hunyuan_dit(Generated(), weight_dtype="auto", compute_dtype=dtype, device=device,
+    source = bench_common.generated_source(dit_keys.expected_shapes(cfg), lambda key, shape: generate(key, shape, torch))
+    model, _ = load_hunyuan_dit(source, weight_dtype="auto", compute_dtype=dtype, device=device,
                                 config=cfg, attention="sdpa")
     return model
 
@@ -216,11 +171,10 @@ def worker(spec: dict) -> dict:
 
 
 def run_worker(spec: dict) -> dict:
-    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
+    res, proc = run_json(__file__, ["--worker", json.dumps(spec)])
+    if proc.returncode != 0 or res is None:
         raise RuntimeError("%s (%s) failed:\n%s" % (spec["impl"], spec["mode"], proc.stderr[-3000:]))
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return res
 
 
 def gib(n: float) -> str:
