@@ -149,8 +149,8 @@ def generate_a1_video(model: Callable, codec: A1Codec, settings: A1VideoSettings
     inputs = {"portrait": portrait, "control": control, "face": face,
               "vae_tiling": repr(getattr(codec, "vae_tiling", None)),
               "pose_tiling": repr(getattr(codec, "pose_tiling", None))}
-    signature = piece_signature(s, inputs, model, codec, modules={"pose_guider": getattr(codec, "pose_guider", None)},
-                                identity=identity)
+    signature = lambda: piece_signature(  # noqa: E731
+        s, inputs, model, codec, modules={"pose_guider": getattr(codec, "pose_guider", None)}, identity=identity)
     made = 0
     moments = None
     fusion = None

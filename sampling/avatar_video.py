@@ -134,8 +134,8 @@ def generate_avatar_video(model, codec: VideoCodec, encode_clip: ClipEncoder, se
     keyframes: Dict[int, torch.Tensor] = {}   # keyframe-pass frame -> IMAGE [1, H, W, 3]
     motion: Optional[torch.Tensor] = None     # the previous window's last kept frames
     made = 0
-    with PieceRun(sink, chunk_dir, _signature(s, cond, model, codec, identity), asdict(s), len(plan.clips) * s.steps,
-                  "talking avatar") as run:
+    with PieceRun(sink, chunk_dir, lambda: _signature(s, cond, model, codec, identity), asdict(s),
+                  len(plan.clips) * s.steps, "talking avatar") as run:
         for clip in plan.clips:
             saved = run.saved(clip.index)
             if saved is not None:

@@ -61,7 +61,8 @@ def tensor_digest(t: Optional[torch.Tensor]) -> Optional[str]:
         return None
     t = t.detach().cpu().contiguous()
     h = hashlib.sha256(("%s %s" % (list(t.shape), t.dtype)).encode())
-    h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    if t.numel():
+        h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))  # its own bytes, not a copy of them
     return h.hexdigest()[:32]
 
 

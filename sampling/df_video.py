@@ -174,8 +174,8 @@ def generate_df_video(model, codec: VideoCodec, settings: DFVideoSettings, cond:
     # of an uninterrupted run.
     stream = codec.stream() if s.history == "latent" else None
     fed: List[torch.Tensor] = []  # what the stream has been fed, for a resume
-    signature = _signature(s, cond, model, codec, identity)
-    with PieceRun(sink, chunk_dir, signature, asdict(s), total_rows, "diffusion forcing") as run:
+    with PieceRun(sink, chunk_dir, lambda: _signature(s, cond, model, codec, identity), asdict(s), total_rows,
+                  "diffusion forcing") as run:
         progress = run.progress
         for chunk in plan.chunks:
             fin = run.saved(chunk.index)

@@ -113,7 +113,7 @@ def extend_video(model, codec: VideoCodec, settings: ExtensionSettings, cond: Ex
     n = plan.condition_frames
     made, latents = 0, []
     label = "V3 single-shot extension" if settings.mode == SINGLE_SHOT else "V3 shot switching"
-    with PieceRun(sink, chunk_dir, _signature(settings, cond, inp, model, codec, identity), asdict(settings),
+    with PieceRun(sink, chunk_dir, lambda: _signature(settings, cond, inp, model, codec, identity), asdict(settings),
                   settings.steps * len(plan.pieces), label) as run:
         for piece in plan.pieces:
             fin = run.saved(piece.index)

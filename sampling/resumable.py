@@ -6,7 +6,7 @@ run with the same signature are replayed instead of computed (resume after a cra
 cancel); one progress bar counts the work of every piece; cancel is checked between pieces
 (the samplers check it between steps and blocks too).
 
-    with PieceRun(sink, folder, signature, description, total_work, "A1 windows") as run:
+    with PieceRun(sink, folder, lambda: signature, description, total_work, "A1 windows") as run:
         for k in range(n):
             saved = run.saved(k)
             if saved is not None:
@@ -16,12 +16,13 @@ cancel); one progress bar counts the work of every piece; cancel is checked betw
             run.finish(FinishedChunk(k, frames, latents, history))
 
 Every family's loop builds the ``signature`` with :func:`piece_signature`: the settings, every
-input value, the weights of the models and what else changes the result.
+input value, the weights of the models and what else changes the result.  PieceRun asks for it
+only when there is a folder (hashing long inputs and fingerprinting weights takes a moment).
 """
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 
@@ -31,10 +32,10 @@ from .guidance import ModelInputs
 
 
 class PieceRun:
-    def __init__(self, sink: ChunkSink, folder: Optional[str], signature: Dict, description: Optional[Dict],
-                 total_work: int, label: str):
+    def __init__(self, sink: ChunkSink, folder: Optional[str], signature: Callable[[], Dict],
+                 description: Optional[Dict], total_work: int, label: str):
         self.sink = sink
-        self.store = ChunkFolder(folder, run_signature(signature), description) if folder else None
+        self.store = ChunkFolder(folder, run_signature(signature()), description) if folder else None
         self.done: List[FinishedChunk] = self.store.finished() if self.store is not None else []
         self.out = Tee(sink, self.store)
         self.progress = Progress(total_work, label)
