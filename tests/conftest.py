@@ -27,3 +27,34 @@ def _deterministic():
     torch.manual_seed(0)
     host.clear_interrupt()
     yield
+
+
+@pytest.fixture(scope="session")
+def demo_models(tmp_path_factory):
+    """The small random-weight demo models, written once per session."""
+    from skyreels_pack.cli.demo import write_demo_models
+
+    return write_demo_models(str(tmp_path_factory.mktemp("demo_models")))
+
+
+@pytest.fixture(scope="session")
+def comfy_server(demo_models):
+    """One real ComfyUI (comfyhost) with this pack and the demo models for the whole session;
+    skipped with the reason where it is not set up (a failure under SKYREELS_REQUIRE_COMFY=1)."""
+    import comfy_env
+
+    comfy_env.require(comfy_env.missing_comfyui())
+    port = os.environ.get("SKYREELS_COMFY_PORT")
+    server = comfy_env.Server(demo_models, int(port) if port else None)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    import comfy_env
+
+    for line in comfy_env.NOTES:
+        terminalreporter.write_line(line)
