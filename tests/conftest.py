@@ -38,6 +38,14 @@ def demo_models(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def editor_ready():
+    """Chromium and playwright for the real editor (checked before a server is started)."""
+    import comfy_env
+
+    comfy_env.require(comfy_env.missing_editor())
+
+
+@pytest.fixture(scope="session")
 def comfy_server(demo_models):
     """One real ComfyUI (comfyhost) with this pack and the demo models for the whole session;
     skipped with the reason where it is not set up (a failure under SKYREELS_REQUIRE_COMFY=1)."""

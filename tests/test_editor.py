@@ -94,8 +94,7 @@ def _browser(server, files, extra, timeout, attempts=4):
 
 
 @pytest.fixture(scope="module")
-def editor(comfy_server, tmp_path_factory):
-    comfy_env.require(comfy_env.missing_editor())
+def editor(editor_ready, comfy_server, tmp_path_factory):
     shots = os.environ.get("SKYREELS_SHOTS") or str(tmp_path_factory.mktemp("editor_shots"))
     comfy_env.report("editor screenshots (NAME.png after loading, NAME.after_run.png after the run): %s" % shots)
     return comfy_server, shots

@@ -25,8 +25,7 @@ def test_web_directory_is_declared_and_shipped():
 
 
 @pytest.fixture(scope="module")
-def labels(comfy_server):
-    comfy_env.require(comfy_env.missing_editor())
+def labels(editor_ready, comfy_server):
     files = [os.path.join(ROOT, "workflows", n) for n in ("skyreels_v2_t2v.json", "skyreels_v2_df_10s_sync.json")]
     proc = subprocess.run([comfy_env.BROWSER_PYTHON, SCRIPT, "frames", "--port", str(comfy_server.port),
                            "--chromium", comfy_env.CHROMIUM] + files, capture_output=True, text=True, timeout=600)
