@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import Any, Optional, Tuple
 
 from .models.loading.checkpoint import CheckpointError, TensorSource, open_checkpoint
+from .models.refs.encode import a2_clip_tokens, a2_condition, r2v_references
+from .models.refs.r2v import bucket_size as r2v_bucket_size
 from .models.text.umt5_loader import TextEncoder, load_umt5
 from .models.vision.clip_loader import ImageEncoder, load_clip_vision
-from .models.wan.dit import WanDiT
+from .models.wan.dit import LatentSegment, WanDiT
 from .models.wan.dit_config import WanDiTConfig
 from .models.wan.dit_loader import load_wan_dit
 from .models.wan.latent_space import denormalize, normalize
@@ -22,7 +24,9 @@ from .models.wan.vae_loader import load_wan_vae
 from .sampling.chunk_store import ChunkFolder, CollectFrames
 from .sampling.df_plan import DFPlanError, plan_df_video
 from .sampling.df_video import DFConditioning, DFVideoSettings, generate_df_video
-from .sampling.guidance import Denoiser, ModelInputs
+from .sampling.extension_plan import plan_extension
+from .sampling.extension_video import ExtensionConditioning, ExtensionSettings, extend_video
+from .sampling.guidance import Denoiser, ModelInputs, ReferenceDenoiser
 from .sampling.sigmas import flow_schedule
 from .sampling.video_codec import VideoCodec
 from .sampling.video_sampler import SampleSettings, sample_video
@@ -34,6 +38,8 @@ __all__ = [
     "flow_schedule", "Denoiser", "ModelInputs", "SampleSettings", "sample_video", "VideoCodec",
     "plan_df_video", "DFPlanError", "DFVideoSettings", "DFConditioning", "generate_df_video",
     "CollectFrames", "ChunkFolder",
+    "a2_condition", "a2_clip_tokens", "r2v_references", "r2v_bucket_size", "ReferenceDenoiser",
+    "LatentSegment", "plan_extension", "ExtensionSettings", "ExtensionConditioning", "extend_video",
 ]
 
 COMPONENTS = ("dit", "vae", "umt5", "clip_vision")

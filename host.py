@@ -237,6 +237,8 @@ def list_models(kind: str, include_folders: bool = True) -> List[str]:
 
 def _looks_like_model_folder(filenames: List[str]) -> bool:
     names = set(filenames)
+    if "model_index.json" in names:  # a diffusers pipeline folder (the loaders find their subfolder)
+        return True
     if "config.json" in names and any(f.endswith((".safetensors", ".bin", ".pth")) for f in names):
         return True
     return any(f.endswith(".index.json") for f in names)

@@ -31,6 +31,7 @@ RESULT_PREVIEW_H = 320  # room counted below an output node when fitting the vie
 # What the saved view should show at once: the canvas of a 1920x1080 screen, less the side and
 # top bars, with a margin.
 VIEW_W, VIEW_H = 1500, 860
+MIN_SCALE = 0.4         # below this the text cannot be read: the view shows the top left part
 
 
 def node_height(cls) -> int:
@@ -96,6 +97,6 @@ def fit_view(boxes: List[Tuple[Box, bool]]) -> Dict[str, Any]:
     x1 = max(b[2] for b, _ in boxes)
     y1 = max(b[3] + (RESULT_PREVIEW_H if grows else 0) for b, grows in boxes)
     scale = min(1.0, VIEW_W / (x1 - x0), VIEW_H / (y1 - y0))
-    scale = max(0.4, int(scale * 100) / 100)
+    scale = max(MIN_SCALE, int(scale * 100) / 100)
     margin = 20 / scale
     return {"scale": scale, "offset": [round(margin - x0, 1), round(margin - y0, 1)]}

@@ -10,7 +10,9 @@
 
 Everything works on ComfyUI IMAGE tensors ``[B, H, W, C]`` float in [0, 1] (video frames are the
 batch) and is pure torch: ``torch.nn.functional.interpolate`` (antialiased when shrinking) for
-bilinear / bicubic, a separable windowed-sinc matrix for lanczos.
+bilinear / bicubic, a separable windowed-sinc matrix for lanczos.  ``nearest-legacy`` is
+PyTorch's default ``nearest`` (source index ``floor(dst * in / out)``), which the official
+SkyReels-V3 extension code uses; ``nearest`` samples pixel centres (``nearest-exact``).
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ import torch.nn.functional as F
 
 SIZE_MULTIPLE = 16
 FRAME_STEP = 4
-RESIZE_METHODS = ("bicubic", "bilinear", "lanczos", "nearest")
+RESIZE_METHODS = ("bicubic", "bilinear", "lanczos", "nearest", "nearest-legacy")
 SIZE_MODES = ("round", "floor", "ceil", "refuse")
 FRAME_MODES = ("round", "floor", "ceil", "refuse")
 
@@ -190,8 +192,9 @@ def resize_frames(images: torch.Tensor, width: int, height: int, method: str = "
             out[start:start + _RESIZE_CHUNK] = _resize_lanczos(chunk, width, height)
         else:
             nchw = chunk.permute(0, 3, 1, 2)
-            if method == "nearest":
-                resized = F.interpolate(nchw, size=(height, width), mode="nearest-exact")
+            if method in ("nearest", "nearest-legacy"):
+                mode = "nearest-exact" if method == "nearest" else "nearest"
+                resized = F.interpolate(nchw, size=(height, width), mode=mode)
             else:
                 resized = F.interpolate(nchw, size=(height, width), mode=method,
                                         align_corners=False, antialias=True)

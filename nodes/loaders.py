@@ -12,6 +12,8 @@ WEIGHT_DTYPES = ["auto", "bf16", "fp16", "fp32", "fp8_e4m3fn", "fp8_e5m2", "int8
 COMPUTE_DTYPES = ["auto", "bf16", "fp16", "fp32"]
 ATTENTION = ["auto", "sdpa", "flash_attn", "sageattn"]
 _COMPUTE = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+VARIANT_NAMES = {"t2v": "text-to-video", "i2v": "image-to-video", "df": "diffusion forcing",
+                 "a2": "SkyReels-A2 elements-to-video", "r2v": "SkyReels-V3 reference-to-video"}
 
 
 def _path(kind: str, name: str, override: str) -> str:
@@ -26,8 +28,9 @@ def _compute_dtype(name: str, device: torch.device):
 
 
 class DiTLoader:
-    DESCRIPTION = ("Loads a SkyReels-V2 / Wan2.1 diffusion transformer (T2V, I2V or DF, 1.3B or 14B) from any "
-                   "common format: official folders, diffusers folders, ComfyUI single files, fp8 and scaled fp8.")
+    DESCRIPTION = ("Loads a SkyReels / Wan2.1 diffusion transformer (V2 T2V, I2V or DF, 1.3B or 14B; SkyReels-A2; "
+                   "SkyReels-V3 R2V and video extension) from any common format: official folders, diffusers "
+                   "pipeline folders, ComfyUI single files, fp8 and scaled fp8. The log says which model was found.")
     CATEGORY = LOADERS
     RETURN_TYPES = (handles.DIT,)
     RETURN_NAMES = ("model",)
@@ -63,10 +66,14 @@ class DiTLoader:
             "optional": {
                 "path": ("STRING", {"default": "", "tooltip": "A full path to a file or folder anywhere; "
                                                               "overrides 'model' when not empty."}),
-                "variant": (["auto", "t2v", "i2v", "df"], {
+                "variant": (["auto", "t2v", "i2v", "df", "a2", "r2v", "v3_extend", "v3_shot"], {
                     "default": "auto",
-                    "tooltip": "What the checkpoint is for, when its keys cannot tell (DF-14B looks like T2V-14B). "
-                               "auto reads 'DF' / 'I2V' / 'T2V' in the file name."}),
+                    "tooltip": "What the checkpoint is for, when its keys cannot tell (DF-14B, V3 R2V and the V3 "
+                               "extension models look like T2V-14B, SkyReels-A2 like I2V-14B). auto reads the "
+                               "config's class name, then 'R2V' / 'Reference2Video' / 'A2' / 'DF' / 'I2V' / 'T2V' in "
+                               "the file or folder name, and SkyReels-V3-V2V-14B/transformer (single-shot "
+                               "extension, v3_extend) or /shot_transformer (shot switching, v3_shot). With the whole "
+                               "V3-V2V folder chosen, v3_shot loads its shot_transformer."}),
                 "compile": ("BOOLEAN", {"default": False,
                                         "tooltip": "torch.compile the blocks (faster after a slow first step; "
                                                    "falls back with a message where unsupported)."}),
@@ -91,8 +98,9 @@ class DiTLoader:
             from ..memory.compile import compile_blocks
 
             compile_blocks(dit)
-        host.log("loaded %s: %s %s, %d layers, dim %d%s" % (
-            full, cfg.size_name, cfg.variant.upper(), cfg.num_layers, cfg.dim, ", fps embedding" if cfg.inject_sample_info else ""))
+        host.log("loaded %s: %s %s (%s), %d layers, dim %d%s" % (
+            full, cfg.size_name, cfg.variant.upper(), VARIANT_NAMES.get(cfg.variant, cfg.variant), cfg.num_layers,
+            cfg.dim, ", fps embedding" if cfg.inject_sample_info else ""))
         return (handles.DiTHandle(dit, cfg, full, float(vram_budget_gb), bool(compile)),)
 
 

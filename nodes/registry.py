@@ -4,9 +4,9 @@ new inputs are only ever appended, so saved workflows keep working.
 Each node module exports ``NODES``: a list of (id, class, display name).  The Wan/V2 core
 modules come first; each later family adds one module ``nodes/<family>.py``.
 """
-from . import conditioning, df, latent, loaders, media, sampling
+from . import conditioning, df, extension, latent, loaders, media, refs, sampling
 
-MODULES = (loaders, conditioning, sampling, df, latent, media)
+MODULES = (loaders, conditioning, sampling, df, latent, media, refs, extension)
 
 _NODES = [entry for module in MODULES for entry in module.NODES]
 

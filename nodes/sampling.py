@@ -1,6 +1,7 @@
 """The text/image-to-video sampler node and the TeaCache settings node."""
 from __future__ import annotations
 
+from .. import host
 from ..models.wan import latent_space
 from ..sampling import conditioning as cond
 from ..sampling.video_sampler import GRID_CHOICES, SOLVER_CHOICES, SampleSettings, sample_video
@@ -12,7 +13,8 @@ from .model_session import dit_session, step_caches
 class Sampler:
     DESCRIPTION = ("Samples a SkyReels-V2 / Wan video: flow matching with the official UniPC solver and "
                    "classifier-free guidance. Text-to-video from an empty latent, image-to-video from the "
-                   "image-to-video conditioning.")
+                   "image-to-video conditioning, SkyReels-A2 and V3 reference-to-video from the reference "
+                   "injector nodes (R2V: the official three-pass guidance when cfg is above 1).")
     CATEGORY = SAMPLING
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
@@ -40,8 +42,9 @@ class Sampler:
                                                   "tooltip": "unipc: the official UniPC (order 2, bh2). euler: plain Euler."}),
                 "sigma_grid": (list(GRID_CHOICES), {
                     "default": "official",
-                    "tooltip": "official: the SkyReels-V2 grid (sigma starts at 0.999, integer timesteps). diffusers: "
-                               "the grid of the diffusers pipelines (SkyReels-A2, V3-R2V were made with it)."}),
+                    "tooltip": "official: the FlowUniPC grid (sigma starts at 0.999, integer timesteps) of SkyReels-V2, "
+                               "also what SkyReels-A2 and V3 R2V ran with (diffusers up to 0.36 built it). diffusers: "
+                               "the grid of newer diffusers (starts at 1)."}),
             },
             "optional": {
                 "cache": (handles.STEP_CACHE, {"tooltip": "TeaCache settings: skip some steps' blocks when they "
@@ -58,22 +61,53 @@ class Sampler:
         cfg_model = model.config
         y = cond.image_condition(positive, F, h, w, latent_space.normalize)
         clip = cond.clip_tokens(positive)
+        refs, neg_refs = self._time_refs(model, positive, negative, h, w)
         if cfg_model.image_dim and (y is None or clip is None):
             raise NodeError("%s is an image-to-video model: connect the image-to-video node (with a CLIP vision "
-                            "output) between the text encode and the sampler" % model.name)
+                            "output), or for SkyReels-A2 the A2 elements node, between the text encode and the "
+                            "sampler" % model.name)
         if not cfg_model.image_dim and y is not None:
             raise NodeError("%s is a text-to-video model but the conditioning carries a start image; use an "
                             "I2V model, or the diffusion-forcing sampler for image-to-video with DF models" % model.name)
         if y is not None and cfg_model.in_dim != 16 + y.shape[1]:
             raise NodeError("the model takes %d input channels; image conditioning gives %d"
                             % (cfg_model.in_dim, 16 + y.shape[1]))
-        pos = cond.model_inputs(positive, cfg_model.text_dim, cfg_model.text_len, "positive", y=y, clip=clip)[0]
-        neg = cond.model_inputs(negative, cfg_model.text_dim, cfg_model.text_len, "negative", y=y, clip=clip)[0]
-        settings = SampleSettings(steps=steps, cfg=cfg, shift=shift, seed=seed, solver=solver, sigma_grid=sigma_grid)
-        with dit_session(model, (F, h, w), teacache=cache is not None) as dit:
+        pos = cond.model_inputs(positive, cfg_model.text_dim, cfg_model.text_len, "positive", y=y, clip=clip,
+                                refs=refs)[0]
+        neg = cond.model_inputs(negative, cfg_model.text_dim, cfg_model.text_len, "negative", y=y, clip=clip,
+                                refs=neg_refs)[0]
+        settings = SampleSettings(steps=steps, cfg=cfg, shift=shift, seed=seed, solver=solver, sigma_grid=sigma_grid,
+                                  cfg_img=cond.image_cfg(positive))
+        frames_seen = F + (refs.shape[2] if refs is not None else 0)  # reference frames count in the budget
+        with dit_session(model, (frames_seen, h, w), teacache=cache is not None) as dit:
             z = sample_video(dit, (B, latent_space.CHANNELS, F, h, w), pos.to(dit), neg.to(dit), settings,
                              step_caches(cache, model.config, steps, (h, w)))
         return ({"samples": latent_space.denormalize(z)},)
+
+
+    @staticmethod
+    def _time_refs(model, positive, negative, h, w):
+        """Normalised time-axis references of the positive and the negative (V3 R2V), or (None, None).
+
+        A negative without references uses the positive's: the official text-uncond pass keeps them."""
+        try:
+            refs = cond.time_refs(positive, h, w, latent_space.normalize)
+            neg = cond.time_refs(negative, h, w, latent_space.normalize)
+        except ValueError as e:
+            raise NodeError(str(e)) from None
+        if refs is None:
+            if model.config.variant == "r2v":
+                host.log("%s is the SkyReels-V3 reference-to-video model but no references are connected; "
+                         "add the V3 references node for what it was made for" % model.name)
+            return None, None
+        if model.config.image_dim or model.config.in_dim != latent_space.CHANNELS:
+            raise NodeError("%s is not a reference-to-video model (it takes %d input channels and %s image branch); "
+                            "time-axis references need SkyReels-V3 R2V" % (
+                                model.name, model.config.in_dim, "an" if model.config.image_dim else "no"))
+        if model.config.variant != "r2v":
+            host.log("%s was not recognised as SkyReels-V3 R2V (variant %s); the references are used anyway. Set "
+                     "variant r2v on the loader if this is the R2V checkpoint" % (model.name, model.config.variant))
+        return refs, (neg if neg is not None else refs)
 
 
 class TeaCache:

@@ -11,6 +11,12 @@ names ComfyUI's Wan nodes use, so conditioning moves freely between our nodes an
 
 Several entries in one CONDITIONING from our text encoder are successive prompts, one per
 diffusion-forcing chunk (``skyreels_chunk`` in the dict).
+
+Reference-to-video (SkyReels-V3 R2V) rides under the name of ComfyUI's Phantom node:
+
+* ``time_dim_concat``: RAW VAE latent frames [1, 16, R, h, w] put after the video on the time
+  axis (the R2V injector pads to 4 frames with the raw value of a normalised zero);
+* ``skyreels_image_cfg``: the image guidance of the three-pass R2V guidance (our key).
 """
 from __future__ import annotations
 
@@ -130,6 +136,35 @@ def image_condition(conditioning, num_latent_frames: int, height: int, width: in
     return torch.cat([given.repeat(1, 4, 1, 1, 1), normalize(image[:1])], dim=1)
 
 
-def model_inputs(conditioning, text_dim: int, text_len: int, what: str, *, y=None, clip=None) -> List[ModelInputs]:
+def model_inputs(conditioning, text_dim: int, text_len: int, what: str, *, y=None, clip=None,
+                 refs=None) -> List[ModelInputs]:
     """One :class:`ModelInputs` per prompt/chunk of ``conditioning``."""
-    return [ModelInputs(context=c, clip_fea=clip, y=y) for c in contexts(conditioning, text_dim, text_len, what)]
+    return [ModelInputs(context=c, clip_fea=clip, y=y, time_refs=refs)
+            for c in contexts(conditioning, text_dim, text_len, what)]
+
+
+TIME_REFS = "time_dim_concat"
+IMAGE_CFG = "skyreels_image_cfg"
+
+
+def time_refs(conditioning, height: int, width: int,
+              normalize: Callable[[torch.Tensor], torch.Tensor]) -> Optional[torch.Tensor]:
+    """The normalised time-axis reference frames [1, 16, R, h, w], or None if absent."""
+    for _, d in conditioning:
+        raw = d.get(TIME_REFS)
+        if raw is None:
+            continue
+        if raw.dim() != 5:
+            raise ValueError("time-axis references must be a latent [1, 16, R, h, w], got %s" % list(raw.shape))
+        if tuple(raw.shape[-2:]) != (height, width):
+            raise ValueError("the reference latents are %dx%d, the video latent %dx%d; use the size the reference "
+                             "node gives (its latent output)" % (raw.shape[-1], raw.shape[-2], width, height))
+        return normalize(raw[:1].float())
+    return None
+
+
+def image_cfg(conditioning, default: float = 1.0) -> float:
+    for _, d in conditioning:
+        if d.get(IMAGE_CFG) is not None:
+            return float(d[IMAGE_CFG])
+    return default

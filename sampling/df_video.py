@@ -23,12 +23,13 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 
-from ..host import Progress, check_interrupt, log
-from .chunk_store import ChunkFolder, ChunkSink, FinishedChunk, Tee, run_signature
+from ..host import check_interrupt, log
+from .chunk_store import ChunkSink, FinishedChunk
 from .df_chunk import DFChunkSettings, sample_df_chunk
 from .df_plan import DFVideoPlan, plan_df_video
 from .guidance import Denoiser, ModelInputs
 from .noise import NoiseSource, chunk_seed
+from .resumable import PieceRun
 from .sigmas import flow_schedule
 from .video_codec import VideoCodec
 
@@ -124,14 +125,7 @@ def generate_df_video(model, codec: VideoCodec, settings: DFVideoSettings, cond:
     h, w = s.height // 8, s.width // 8
     model.causal_block_size = s.causal_block_size if s.causal_attention else None
 
-    store = None
-    if chunk_dir:
-        store = ChunkFolder(chunk_dir, run_signature(_signature(s, cond)), asdict(s))
-    done = store.finished() if store is not None else []
-    out = Tee(sink, store)
-
     total_rows = plan.total_rows(s.steps, s.ar_step, s.causal_block_size)
-    progress = Progress(total_rows, "diffusion forcing")
     start_latent = codec.encode(cond.start_image) if cond.start_image is not None and not extension else None
     end_latent = codec.encode(cond.end_image) if cond.end_image is not None else None
     reference = None  # colour reference: the first chunk's frames
@@ -139,17 +133,16 @@ def generate_df_video(model, codec: VideoCodec, settings: DFVideoSettings, cond:
     latents_out: List[torch.Tensor] = []
     made = 0
     stream = None  # latent history, untiled: one causal decoder across all chunks
-    try:
+    with PieceRun(sink, chunk_dir, _signature(s, cond), asdict(s), total_rows, "diffusion forcing") as run:
+        progress = run.progress
         for chunk in plan.chunks:
-            check_interrupt()
-            if chunk.index < len(done):
-                fin = done[chunk.index]
-                sink.add(fin)
+            fin = run.saved(chunk.index)
+            if fin is not None:
+                run.replay(fin, chunk.rows(s.steps, s.ar_step, s.causal_block_size))
                 history = fin.history
                 reference = fin.frames if reference is None else reference
                 latents_out.append(_new_latents(fin.latents, chunk, plan))
                 made += fin.frames.shape[0]
-                progress.update(chunk.rows(s.steps, s.ar_step, s.causal_block_size))
                 continue
 
             noise = NoiseSource(chunk_seed(s.seed, chunk.index))
@@ -172,14 +165,11 @@ def generate_df_video(model, codec: VideoCodec, settings: DFVideoSettings, cond:
                 new = color_match(new, reference, s.color_match, s.color_match_strength)
             history = _next_history(s, plan, z, history, new)
             fin = FinishedChunk(chunk.index, new, z.cpu(), history)
-            out.add(fin)
+            run.finish(fin)
             latents_out.append(_new_latents(fin.latents, chunk, plan))
             made += new.shape[0]
             del z, x
-    finally:
-        progress.close()
-        out.close()
-    return DFVideoResult(plan=plan, frames_made=made, resumed_chunks=min(len(done), len(plan.chunks)),
+    return DFVideoResult(plan=plan, frames_made=made, resumed_chunks=run.replayed,
                          latents=torch.cat(latents_out, dim=2) if latents_out else None)
 
 

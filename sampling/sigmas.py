@@ -8,8 +8,9 @@ Two grids are in use:
   unshifted b = linspace(0.999, 0, N+1)[:N]; sigma = s b / (1 + (s-1) b); the model gets
   ``int(1000 sigma)`` (truncated) while the solver uses the float32 sigma; a final 0 is
   appended.
-* ``diffusers``: diffusers ``UniPCMultistepScheduler(use_flow_sigmas=True)`` (A2, V3-R2V):
+* ``diffusers``: ``UniPCMultistepScheduler(use_flow_sigmas=True)`` of newer diffusers (0.42 checked):
   unshifted b = linspace(1, 1/1000, N+1)[:N]; the model gets the float ``1000 sigma``.
+  (SkyReels-A2 and V3-R2V ran on diffusers <= 0.36, whose flow grid is the ``official`` one.)
 """
 from __future__ import annotations
 

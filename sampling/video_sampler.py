@@ -1,4 +1,5 @@
-"""Text-to-video and image-to-video sampling: noise, CFG, the flow solver, one timestep for all frames."""
+"""Text-to-video, image-to-video and reference-to-video sampling: noise, CFG, the flow solver, one
+timestep for all frames."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,7 +9,7 @@ import torch
 
 from ..host import Progress
 from .flow_sampler import sample_flow
-from .guidance import Denoiser, ModelInputs
+from .guidance import Denoiser, ModelInputs, ReferenceDenoiser
 from .noise import NoiseSource
 from .sigmas import flow_schedule
 
@@ -24,6 +25,9 @@ class SampleSettings:
     seed: int = 0
     solver: str = "unipc"
     sigma_grid: str = "official"
+    # Image guidance of the three-pass reference guidance (V3 R2V); used when the
+    # conditioning carries time-axis references and cfg > 1.
+    cfg_img: float = 1.0
 
 
 def sample_video(model, shape: Sequence[int], cond: ModelInputs, uncond: Optional[ModelInputs],
@@ -32,7 +36,10 @@ def sample_video(model, shape: Sequence[int], cond: ModelInputs, uncond: Optiona
     device = model.device
     schedule = flow_schedule(settings.steps, settings.shift, settings.sigma_grid)
     x = NoiseSource(settings.seed).randn(shape, device=device)
-    den = Denoiser(model, cond, uncond, settings.cfg, caches)
+    if cond.time_refs is not None:
+        den = ReferenceDenoiser(model, cond, uncond, settings.cfg, settings.cfg_img, caches)
+    else:
+        den = Denoiser(model, cond, uncond, settings.cfg, caches)
     with torch.no_grad(), Progress(settings.steps, "sampling") as bar:
         x = sample_flow(den, x, schedule, settings.solver, progress=bar)
     return x.float().cpu()

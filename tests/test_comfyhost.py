@@ -9,27 +9,19 @@ import os
 import subprocess
 
 import pytest
+import smoke
 
 from skyreels_pack.cli import workflow as wf
-from skyreels_pack.cli.shipped import SMOKE, SMOKE_COMMON
+from skyreels_pack.cli.shipped import SMOKE
 from skyreels_pack.media.video_io import probe_video
-from skyreels_pack.nodes.registry import NODE_CLASS_MAPPINGS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def smoke_values(name):
-    values = {}
-    for item in SMOKE_COMMON + SMOKE[name][0]:
-        k, v = item.split("=", 1)
-        values[k] = json.loads(v)
-    return values
-
-
 def _small(name, folder):
     data = wf.load(os.path.join(ROOT, "workflows", name))
-    values = smoke_values(name)
-    assert wf.set_ui_widgets(data, NODE_CLASS_MAPPINGS, values) >= len(values)
+    settings = smoke.items(name)
+    assert smoke.apply(data, settings) >= len(settings)
     p = folder / name
     p.write_text(json.dumps(data))
     return str(p)
@@ -60,5 +52,5 @@ def test_shipped_workflow_runs_in_comfyui(name, api_runs):
     videos = [f for f in rec.get("files", []) if f["path"].endswith(".mp4")]
     assert len(videos) == 1 and videos[0]["exists"], rec.get("files")
     info = probe_video(videos[0]["path"])
-    assert info["frames"] == SMOKE[name][1]
-    assert (info["width"], info["height"]) == (smoke_values(name)["width"], smoke_values(name)["height"])
+    assert info["frames"] == smoke.frames(name)
+    assert (info["width"], info["height"]) == smoke.size(name)

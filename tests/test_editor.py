@@ -9,8 +9,8 @@ With ``../shared/tools/browser/load_workflows.py`` (headless Chromium) on the se
    dialog, no console error;
 2. is run from the Run button (the editor's own graph-to-prompt) on the demo models, shrunk by
    the workflow's SMOKE settings (``--set`` applies to every workflow of one call, so workflows
-   with the same settings share a call); the run must succeed and write a video of the SMOKE
-   frame count;
+   with the same settings share a call; settings aimed at one node are written into a copy of
+   the file); the run must succeed and write a video of the SMOKE frame count;
 3. the prompt the editor sent must be exactly what our own UI reader (``cli.workflow.to_api``)
    makes of the same file: the two read widget values alike;
 4. no node covers another (title bars included), neither after loading, with the previews of
@@ -28,9 +28,10 @@ import time
 
 import comfy_env
 import pytest
+import smoke
 
 from skyreels_pack.cli import workflow as wf
-from skyreels_pack.cli.shipped import SHIPPED, SMOKE, SMOKE_COMMON
+from skyreels_pack.cli.shipped import SHIPPED, SMOKE
 from skyreels_pack.cli.shipped.wan_v2 import EXAMPLE_IMAGE
 from skyreels_pack.cli.workflow_builder import Node, build, dumps
 from skyreels_pack.media.video_io import probe_video
@@ -44,14 +45,6 @@ PROBE = os.path.join(ROOT, "tests", "editor_probe.py")
 # The browser resolves no host but 127.0.0.1, so the editor's own release check
 # (api.comfy.org) fails with this line; nothing of the pack is ever loaded from elsewhere.
 IGNORED_CONSOLE = ("Failed to load resource: net::ERR_NAME_NOT_RESOLVED",)
-
-
-def _values(items):
-    out = {}
-    for item in items:
-        k, v = item.split("=", 1)
-        out[k] = json.loads(v)
-    return out
 
 
 WARMUP = "_editor_warmup.json"
@@ -96,26 +89,54 @@ def _browser(server, files, extra, timeout, attempts=4):
 @pytest.fixture(scope="module")
 def editor(editor_ready, comfy_server, tmp_path_factory):
     shots = os.environ.get("SKYREELS_SHOTS") or str(tmp_path_factory.mktemp("editor_shots"))
-    comfy_env.report("editor screenshots (NAME.png after loading, NAME.after_run.png after the run): %s" % shots)
+    comfy_env.report("editor screenshots (loaded/: the shipped files; run/: before and after each run): %s" % shots)
     return comfy_server, shots
 
 
 @pytest.fixture(scope="module")
-def runs(editor):
-    """Every SMOKE workflow run from the editor's Run button, workflows with the same settings in
-    one browser session: {file name: (report, the server's history entry)}."""
+def loaded(editor):
+    """Every shipped file loaded into the editor as it is, in one browser session: {file name: report}."""
     server, shots = editor
+    files = [os.path.join(WORKFLOWS, n) for n in NAMES]
+    reports, seconds = _browser(server, files, ["--shots", os.path.join(shots, "loaded")], 180 + 30 * len(files))
+    comfy_env.report("editor: %d workflows loaded in %.0f s (%.1f s each, browser start included)"
+                     % (len(files), seconds, seconds / len(files)))
+    return reports
+
+
+@pytest.fixture(scope="module")
+def runs(editor, tmp_path_factory):
+    """Every SMOKE workflow run from the editor's Run button: {file name: (report, the server's
+    history entry)}.  Settings for every node with the widget go through the tool's ``--set``
+    (workflows with the same ones share a browser session); settings for one node type or title
+    (``NODE.INPUT=VALUE``), which the tool cannot aim, are written into a copy of the file first."""
+    server, shots = editor
+    copies = tmp_path_factory.mktemp("editor_smoke_copies")
     groups = {}
     for name in sorted(SMOKE):
-        groups.setdefault(tuple(SMOKE[name][0]), []).append(name)
+        settings = smoke.items(name)
+        plain = tuple("%s=%s" % (inp, json.dumps(v)) for node, inp, v in settings if node is None)
+        aimed = [s for s in settings if s[0] is not None]
+        path = os.path.join(WORKFLOWS, name)
+        if aimed:
+            data = wf.load(path)
+            assert smoke.apply(data, aimed) >= len(aimed), name
+            path = str(copies / name)
+            with open(path, "w", encoding="utf-8") as f:
+                json.dump(data, f)
+        groups.setdefault(plain, []).append((name, path))
     out = {}
-    for extra, names in groups.items():
+    for plain, members in groups.items():
         before = set(server.get("/history"))
-        sets = [a for item in SMOKE_COMMON + list(extra) for a in ("--set", item)]
-        files = [os.path.join(WORKFLOWS, n) for n in names]
+        sets = [a for item in plain for a in ("--set", item)]
+        files = [path for _, path in members]
         reports, seconds = _browser(server, files, ["--queue", "--timeout", "600", "--shots",
-                                                    shots] + sets, 120 + 700 * len(files))
-        comfy_env.report("editor: ran %s in %.0f s (browser start included)" % (", ".join(names), seconds))
+                                                    os.path.join(shots, "run")] + sets, 180 + 700 * len(files))
+        for name, _ in members:
+            run = (reports.get(name) or {}).get("run") or {}
+            comfy_env.report("editor: %s: ran in %s s (Run pressed to video written)" % (name, run.get("seconds")))
+        comfy_env.report("editor: %d workflow(s) in one browser session: %.0f s in all"
+                         % (len(members), seconds))
         history = server.get("/history")
         by_id = {}
         for pid, entry in history.items():
@@ -124,10 +145,10 @@ def runs(editor):
             extra_data = entry["prompt"][3] if len(entry.get("prompt", [])) > 3 else {}
             wid = ((extra_data.get("extra_pnginfo") or {}).get("workflow") or {}).get("id")
             by_id[wid] = entry
-        for n in names:
-            with open(os.path.join(WORKFLOWS, n), encoding="utf-8") as f:
+        for name, path in members:
+            with open(path, encoding="utf-8") as f:
                 wid = json.load(f)["id"]
-            out[n] = (reports.get(n), by_id.get(wid))
+            out[name] = (reports.get(name), by_id.get(wid))
     return out
 
 
@@ -136,8 +157,8 @@ def test_every_shipped_workflow_is_covered():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_loads_clean_in_the_editor(name, runs):
-    r = runs[name][0]
+def test_loads_clean_in_the_editor(name, loaded):
+    r = loaded.get(name)
     assert r is not None, "the editor did not report on %s" % name
     problems = {k: r.get(k) for k in ("missing", "widget_problems", "bad_links", "dialogs") if r.get(k)}
     console = [e for e in r.get("console_errors", []) if e not in IGNORED_CONSOLE]
@@ -157,15 +178,14 @@ def test_runs_from_the_run_button(name, runs, editor):
     run = report.get("run")
     assert run is not None, "not queued: the workflow did not load clean: %s" % json.dumps(report, indent=1)[-3000:]
     assert run["status"] == "success", json.dumps(run, indent=1)
-    values = _values(SMOKE_COMMON + SMOKE[name][0])
-    assert all(run["set"].get(k, 0) >= 1 for k in values), "a SMOKE setting found no widget: %s" % run["set"]
+    assert all(n >= 1 for n in run["set"].values()), "a SMOKE setting found no widget: %s" % run["set"]
     assert entry is not None, "the server has no history of the editor's run"
     videos = [server.output_file(item) for out in entry["outputs"].values() for item in out.get("images", [])
               if item.get("filename", "").endswith(".mp4")]
     assert len(videos) == 1, entry["outputs"]
     info = probe_video(videos[0])
-    assert info["frames"] == SMOKE[name][1]
-    assert (info["width"], info["height"]) == (values["width"], values["height"])
+    assert info["frames"] == smoke.frames(name)
+    assert (info["width"], info["height"]) == smoke.size(name)
 
 
 @pytest.mark.parametrize("name", sorted(SMOKE))
@@ -175,7 +195,7 @@ def test_editor_prompt_is_what_our_reader_reads(name, runs):
     assert entry is not None, "no run to compare"
     sent = entry["prompt"][2]
     data = wf.load(os.path.join(WORKFLOWS, name))
-    wf.set_ui_widgets(data, NODE_CLASS_MAPPINGS, _values(SMOKE_COMMON + SMOKE[name][0]))
+    smoke.apply(data, smoke.items(name))
     ours = wf.to_api(data, NODE_CLASS_MAPPINGS)
     assert sorted(sent) == sorted(ours)
     for nid, node in ours.items():

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import os
 
-from . import wan_v2
+from . import extension, refs, wan_v2
 from .common import randomize  # noqa: F401  (used by tests and benchmarks)
 
-FAMILIES = (wan_v2,)
+FAMILIES = (wan_v2, refs, extension)
 MARKER = "skyreels_demo_models.json"
 
 

@@ -20,10 +20,11 @@ import os
 from typing import Dict, List
 
 from ..workflow_builder import build, dumps
-from . import wan_v2, wan_v2_inputs
+from . import extension, extension_inputs, refs, refs_inputs, wan_v2, wan_v2_inputs
 
-FAMILIES = (wan_v2,)
-INPUT_WRITERS = (wan_v2_inputs.write_example_inputs,)
+FAMILIES = (wan_v2, refs, extension)
+INPUT_WRITERS = (wan_v2_inputs.write_example_inputs, refs_inputs.write_example_inputs,
+                 extension_inputs.write_example_inputs)
 
 SHIPPED: Dict = {}
 MODELS: Dict = {}

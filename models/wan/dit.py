@@ -10,7 +10,10 @@ One readable module covers every switch of the family:
   per frame, never expanded to the whole token sequence;
 * the fps embedding of SkyReels-V2-DF-1.3B;
 * optional block-causal self-attention (``causal_block_size``), computed block by block
-  without an L x L mask.
+  without an L x L mask;
+* latent segments beside ``x`` (SkyReels-V3 extension): more latent frames, patch-embedded
+  on their own and appended to the token sequence, each segment with its own temporal RoPE
+  start and its own timestep, and no output (:class:`LatentSegment`).
 
 Parameter names are the official Wan names (``blocks.0.self_attn.q.weight`` ...), so an
 official state dict loads as it is; ``dit_keys`` maps the diffusers and ComfyUI namings.
@@ -20,6 +23,7 @@ The residual stream, norms, modulation and RoPE run in float32; the matrix produ
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple, Union
 
 import torch
@@ -240,6 +244,28 @@ class ImageEmbedding(nn.Module):
         return self.proj(clip)
 
 
+# --------------------------------------------------------------------------- segments
+
+
+@dataclass
+class LatentSegment:
+    """Latent frames that ride along with ``x`` as conditioning (SkyReels-V3 extension).
+
+    The segment is patch-embedded on its own and its tokens follow those of ``x``; its
+    frames sit at temporal RoPE positions ``rope_start ...`` (height and width positions as
+    usual), are modulated with their own timestep ``t`` (0 = clean) and give no output.
+
+    * V3 shot switching: the previous shot's context latents at ``rope_start=1024``, t = 0.
+    * V3 single shot: the clean prefix at ``rope_start=0`` while ``x`` starts at position P
+      (``rope_frame_offset``); the same as the official ``[prefix; noise]`` input, since
+      attention depends on the positions, not on the token order.
+    """
+
+    latents: torch.Tensor       # [B, C, F, H, W], the same C, H, W as x
+    rope_start: int = 0
+    t: float = 0.0
+
+
 # --------------------------------------------------------------------------- model
 
 
@@ -259,8 +285,10 @@ class WanDiT(nn.Module):
         causal_block_size: block-causal self-attention over latent frames; None uses the
             model's setting (``self.causal_block_size``, default full attention).
         cache: an optional step cache (TeaCache) that may skip the block stack.
+        rope_frame_offset: temporal RoPE position of the first frame of ``x`` (default 0).
+        segments: :class:`LatentSegment` s appended after ``x`` on the token axis.
 
-    Returns the velocity prediction [B, out_dim, F, H, W] in float32.
+    Returns the velocity prediction [B, out_dim, F, H, W] in float32 (for ``x`` only).
     """
 
     def __init__(self, cfg: WanDiTConfig):
@@ -361,7 +389,7 @@ class WanDiT(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor,
                 clip_fea: Optional[torch.Tensor] = None, y: Optional[torch.Tensor] = None,
                 fps=None, *, causal_block_size: Optional[int] = None, cache=None,
-                rope_frame_offset: int = 0) -> torch.Tensor:
+                rope_frame_offset: int = 0, segments: Sequence[LatentSegment] = ()) -> torch.Tensor:
         cfg = self.config
         dev, dt = self.device, self.compute_dtype
         if x.dim() != 5:
@@ -372,19 +400,20 @@ class WanDiT(nn.Module):
         if C != cfg.in_dim:
             hint = " (image-to-video models need y with %d channels)" % (cfg.in_dim - 16) if cfg.in_dim > C else ""
             raise ValueError("the model takes %d input channels, got %d%s" % (cfg.in_dim, C, hint))
-        pt, ph, pw = cfg.patch_size
-        if F_ % pt or H % ph or W % pw:
-            raise ValueError("latent size F x H x W = %d x %d x %d must be divisible by the patch %s"
-                             % (F_, H, W, list(cfg.patch_size)))
+        grid = self.patch_grid(x)
         if cfg.image_dim and clip_fea is None:
             raise ValueError("image-to-video models need clip_fea (CLIP image tokens)")
-        grid = (F_ // pt, H // ph, W // pw)
 
         x = self.patch_embedding(x.to(dev, dt)).flatten(2).transpose(1, 2).float()  # [B, L, D]
-        e, e0 = self.embed_time(t, B, grid[0], fps, dev)
-        text, image = self.embed_context(context, clip_fea)
         rope = rope_table(grid, cfg.head_dim, dev, rope_frame_offset)
+        frames = grid[0]
         causal = causal_block_size if causal_block_size is not None else self.causal_block_size
+        if segments:
+            if causal:
+                raise ValueError("block-causal attention does not combine with latent segments")
+            x, t, rope, frames = self.append_segments(x, t, rope, grid, segments)
+        e, e0 = self.embed_time(t, B, frames, fps, dev)
+        text, image = self.embed_context(context, clip_fea)
 
         if cache is not None:
             residual = cache.lookup(e, e0)
@@ -397,5 +426,43 @@ class WanDiT(nn.Module):
         else:
             x = self.run_blocks(x, e0, text, image, rope, grid, causal)
 
-        out = self.head(x, e)
+        out = self.head(x, e)[:, :math.prod(grid)]  # segment tokens give no output
         return self.unpatchify(out, grid).float()
+
+    def patch_grid(self, x: torch.Tensor) -> Tuple[int, int, int]:
+        """(frames, rows, cols) of the token grid of a latent [B, C, F, H, W]."""
+        pt, ph, pw = self.config.patch_size
+        F_, H, W = x.shape[2:]
+        if F_ % pt or H % ph or W % pw:
+            raise ValueError("latent size F x H x W = %d x %d x %d must be divisible by the patch %s"
+                             % (F_, H, W, list(self.config.patch_size)))
+        return F_ // pt, H // ph, W // pw
+
+    def append_segments(self, x: torch.Tensor, t, rope, grid, segments: Sequence[LatentSegment]):
+        """Tokens, per-frame timesteps and RoPE of ``x`` followed by those of the segments.
+
+        Returns (x [B, L + Ls, D], t [B, F + Fs], (cos, sin), frames F + Fs)."""
+        B, dev = x.shape[0], x.device
+        f = grid[0]
+        t = torch.as_tensor(t, device=dev, dtype=torch.float32)
+        t = t.reshape(B, -1) if t.dim() else t.reshape(1, 1).expand(B, 1)
+        if t.shape[1] not in (1, f):
+            raise ValueError("t must be [B] or [B, F] = [%d, %d], got %s" % (B, f, list(t.shape)))
+        tokens, times, cos, sin = [x], [t.expand(B, f)], [rope[0]], [rope[1]]
+        for seg in segments:
+            z = seg.latents
+            if z.dim() != 5 or z.shape[0] != B or z.shape[1] != self.config.in_dim:
+                raise ValueError("a latent segment must be [%d, %d, F, H, W], got %s"
+                                 % (B, self.config.in_dim, list(z.shape)))
+            g = self.patch_grid(z)
+            if g[1:] != grid[1:]:
+                raise ValueError("a latent segment is %dx%d latents, x is %dx%d; they must match"
+                                 % (z.shape[4], z.shape[3], grid[2] * self.config.patch_size[2],
+                                    grid[1] * self.config.patch_size[1]))
+            tokens.append(self.patch_embedding(z.to(dev, self.compute_dtype)).flatten(2).transpose(1, 2).float())
+            times.append(torch.full((B, g[0]), float(seg.t), device=dev))
+            c, s = rope_table(g, self.config.head_dim, dev, int(seg.rope_start))
+            cos.append(c)
+            sin.append(s)
+        frames = f + sum(tm.shape[1] for tm in times[1:])
+        return torch.cat(tokens, 1), torch.cat(times, 1), (torch.cat(cos), torch.cat(sin)), frames

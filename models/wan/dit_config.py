@@ -10,6 +10,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
+# Variants with the I2V key shapes (image branch, 36 input channels) and with the T2V ones.
+# v3_extend / v3_shot: SkyReels-V3 single-shot extension (``transformer/``) and shot
+# switching (``shot_transformer/``), T2V-shaped.
+IMAGE_VARIANTS = ("i2v", "a2")
+TEXT_VARIANTS = ("t2v", "df", "r2v", "v3_extend", "v3_shot")
+VARIANTS = TEXT_VARIANTS + IMAGE_VARIANTS
+
 
 @dataclass
 class WanDiTConfig:
@@ -34,8 +41,11 @@ class WanDiTConfig:
     inject_sample_info: bool = False
     # Length of each RoPE table (1024 in V2; V3 shot switching needs 2048).
     rope_max_len: int = 1024
-    # What the checkpoint is for: "t2v", "i2v" or "df".  DF-14B has T2V-shaped keys, so this
-    # comes from the file name or the user when the keys cannot tell.
+    # What the checkpoint is for: "t2v", "i2v", "df", "a2" (SkyReels-A2 elements-to-video,
+    # I2V-shaped), "r2v" (SkyReels-V3 reference-to-video, T2V-shaped), "v3_extend" / "v3_shot"
+    # (SkyReels-V3 video extension, T2V-shaped).  DF-14B, R2V-14B and the V3 extension models
+    # have T2V-shaped keys and A2 I2V-shaped ones, so this comes from the file name, the
+    # config or the user when the keys cannot tell.
     variant: str = "t2v"
 
     @property
@@ -60,8 +70,8 @@ class WanDiTConfig:
             raise ValueError("dim %d is not divisible by num_heads %d" % (self.dim, self.num_heads))
         if self.head_dim % 2:
             raise ValueError("head_dim %d must be even for RoPE" % self.head_dim)
-        if self.variant not in ("t2v", "i2v", "df"):
-            raise ValueError("variant must be t2v, i2v or df, not %r" % self.variant)
+        if self.variant not in VARIANTS:
+            raise ValueError("variant must be one of %s, not %r" % (", ".join(VARIANTS), self.variant))
 
     # ------------------------------------------------------------------ conversions
 

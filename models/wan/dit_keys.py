@@ -118,6 +118,11 @@ def detect_naming(keys: Iterable[str]) -> Optional[Tuple[str, str]]:
     return None
 
 
+# Tensors some checkpoints carry that no model uses: SkyReels-A2 files may hold
+# ``attn2.norm_added_q`` (its class drops it on load); they are left out, not loaded.
+UNUSED = re.compile(r"^blocks\.\d+\.attn2\.norm_added_q\.")
+
+
 def to_official_names(keys: Iterable[str], naming: str, prefix: str) -> Dict[str, str]:
     """file key -> official key, for every key of the DiT (others are left out)."""
     out = {}
@@ -125,6 +130,8 @@ def to_official_names(keys: Iterable[str], naming: str, prefix: str) -> Dict[str
         if prefix and not k.startswith(prefix):
             continue
         bare = k[len(prefix):]
+        if naming == "diffusers" and UNUSED.match(bare):
+            continue
         out[k] = diffusers_to_official(bare) if naming == "diffusers" else bare
     return out
 

@@ -9,6 +9,7 @@ and filled one tensor at a time.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from typing import Dict, Optional, Tuple, Union
@@ -30,9 +31,25 @@ def fp8_eligible(key: str) -> bool:
     return bool(_FP8_ELIGIBLE.match(key)) and "norm" not in key
 
 
-def variant_from_name(path: str) -> Optional[str]:
-    """SkyReels file-naming conventions: "DF" / "I2V" / "T2V" in the file or folder name."""
-    name = os.path.basename(os.path.normpath(path)).upper()
+# Names that say nothing about the model (a diffusers subfolder, shard files): look at the
+# folder above instead.
+_GENERIC_NAME = re.compile(r"^(transformer|diffusion_pytorch_model.*|model([-.].*)?|.*\.index\.json)$", re.I)
+
+
+# SkyReels-V3 video extension (Skywork/SkyReels-V3-V2V-14B): transformer/ and shot_transformer/.
+_V3_EXTENSION = re.compile(r"V3.*(V2V|EXTEN)")
+
+
+def _variant_of_name(name: str) -> Optional[str]:
+    name = name.upper()
+    if "SHOT_TRANSFORMER" in name or (_V3_EXTENSION.search(name) and "SHOT" in name):
+        return "v3_shot"
+    if _V3_EXTENSION.search(name):
+        return "v3_extend"
+    if re.search(r"R2V|REFERENCE.?(2|TO).?VIDEO", name):
+        return "r2v"
+    if re.search(r"(^|[^A-Z0-9])A2([^A-Z0-9]|$)|SKYREELS.?A2", name):
+        return "a2"
     if re.search(r"(^|[^A-Z])DF([^A-Z]|$)|DIFFUSION.?FORCING", name):
         return "df"
     if "I2V" in name or "FLF2V" in name:
@@ -40,6 +57,73 @@ def variant_from_name(path: str) -> Optional[str]:
     if "T2V" in name:
         return "t2v"
     return None
+
+
+def variant_from_name(path: str) -> Optional[str]:
+    """SkyReels naming conventions in the file or folder name: "R2V" / "Reference2Video"
+    (V3 reference-to-video), "A2" (SkyReels-A2), the V3 video-extension repo's
+    ``shot_transformer`` / ``transformer`` (or "V2V" / "extension" / "shot" in a V3 name),
+    "DF", "I2V", "T2V".  Generic names (a diffusers ``transformer/`` folder, shard files)
+    defer to the folder above."""
+    parts = [p for p in os.path.normpath(path).split(os.sep) if p]
+    for part in reversed(parts[-4:]):
+        found = _variant_of_name(part)
+        if found or not _GENERIC_NAME.match(part):
+            return found
+    return None
+
+
+# Class names in a transformer ``config.json`` / pipeline ``model_index.json`` that tell the
+# model apart from the plain Wan T2V / I2V transformer with the same keys.
+_CLASS_VARIANTS = {"A2Model": "a2", "A2Pipeline": "a2", "SkyReelsA2WanI2v3DModel": "r2v",
+                   "WanSkyReelsA2WanT2VPipeline": "r2v"}
+
+
+def variant_from_config(file_config: Optional[dict], where: Optional[str] = None) -> Optional[str]:
+    """The variant a ``config.json`` (or the pipeline's ``model_index.json``) names, if any."""
+    names = [(file_config or {}).get("_class_name")]
+    if where and os.path.isdir(where):
+        for folder in (where, os.path.dirname(os.path.normpath(where))):
+            index = os.path.join(folder, "model_index.json")
+            if os.path.isfile(index):
+                try:
+                    with open(index) as f:
+                        names.append(json.load(f).get("_class_name"))
+                except (OSError, ValueError):
+                    pass
+                break
+    for name in names:
+        if name in _CLASS_VARIANTS:
+            return _CLASS_VARIANTS[name]
+    return None
+
+
+def reconcile_variant(config: WanDiTConfig, requested: Optional[str]) -> str:
+    """The variant to use: the requested one when the key shapes allow it, else what the keys say."""
+    from .dit_config import IMAGE_VARIANTS, TEXT_VARIANTS
+
+    by_keys = "i2v" if config.image_dim else ("df" if config.inject_sample_info else "t2v")
+    if requested is None:
+        return by_keys
+    if (requested in IMAGE_VARIANTS) != bool(config.image_dim):
+        return by_keys  # a name that contradicts the tensors (e.g. "A2" on a T2V-shaped file)
+    if requested in TEXT_VARIANTS and config.inject_sample_info and requested != "df":
+        return by_keys
+    return requested
+
+
+V3_EXTENSION_SUBFOLDERS = {"v3_extend": "transformer", "v3_shot": "shot_transformer"}
+
+
+def v3_extension_folder(path: str, variant: Optional[str]) -> str:
+    """The subfolder of the SkyReels-V3 video-extension repo (``transformer/`` and
+    ``shot_transformer/`` side by side) that holds ``variant``'s weights; ``path`` itself
+    otherwise."""
+    if not isinstance(path, str) or not os.path.isdir(path):
+        return path
+    if os.path.isdir(os.path.join(path, "shot_transformer")) and variant in V3_EXTENSION_SUBFOLDERS:
+        return os.path.join(path, V3_EXTENSION_SUBFOLDERS[variant])
+    return path
 
 
 def detect(source: TensorSource) -> Optional[Tuple[str, str]]:
@@ -94,14 +178,18 @@ def load_wan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, wei
         compute_dtype: dtype of the matrix products; default float32 on CPU, bf16 elsewhere.
         device: where the weights are placed.
         config: skip detection and use this configuration (names are still detected).
-        variant: "t2v", "i2v" or "df" when the keys cannot tell (DF-14B looks like T2V-14B).
+        variant: "t2v", "i2v", "df", "a2", "r2v", "v3_extend" or "v3_shot" when the keys cannot
+            tell (DF-14B, V3 R2V and the V3 extension models look like T2V-14B, SkyReels-A2 like
+            I2V-14B); default: from the config's class name or the file / folder name, else from
+            the keys.  Given the V3 video-extension repo folder, "v3_shot" loads its
+            ``shot_transformer/`` and "v3_extend" its ``transformer/``.
         attention: attention backend ("sdpa", "flash_attn", "sageattn", "auto"), checked for
             ``compute_device`` (default: ``device``), where the model will run.
     """
     device = torch.device(device)
     if compute_dtype is None:
         compute_dtype = default_compute_dtype(device)
-    source, file_config, where = open_weights(path, "dit")
+    source, file_config, where = open_weights(v3_extension_folder(path, variant), "dit")
     found = detect(source)
     if found is None:
         raise CheckpointError(
@@ -110,10 +198,9 @@ def load_wan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, wei
             "found e.g. %s" % (where or "the given weights", ", ".join(sorted(source.keys())[:4])))
     naming, prefix = found
     if config is None:
-        config, names = config_from_source(source, naming, prefix, file_config,
-                                           {"variant": variant or (variant_from_name(where) if where else None)})
-        if config.image_dim and config.variant != "i2v":
-            config.variant = "i2v"
+        config, names = config_from_source(source, naming, prefix, file_config)
+        config.variant = reconcile_variant(config, variant or variant_from_config(file_config, where)
+                                           or (variant_from_name(where) if where else None))
     else:
         names = dit_keys.to_official_names(source.keys(), naming, prefix)
     policy = storage_policy(parse_weight_dtype(weight_dtype), compute_dtype, fp8_eligible)

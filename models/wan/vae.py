@@ -469,11 +469,12 @@ class WanVAE(nn.Module):
 
     # ---- streams (used by vae_tiling, which adds tiles, progress and cancellation)
 
-    def encode_stream(self, video: torch.Tensor, time_chunk: Optional[int] = None
+    def encode_stream(self, video: torch.Tensor, time_chunk: Optional[int] = None, posterior: bool = False
                       ) -> Iterator[Tuple[int, int, torch.Tensor]]:
         """Encode ``video`` [B,3,T,H,W] causally; yields (first latent frame, pixel frames
         consumed, raw μ chunk in float32 on ``video``'s device).  Chunks are frame 0, then
-        ``time_chunk`` latent frames (4 pixel frames each) at a time (default 1, as official)."""
+        ``time_chunk`` latent frames (4 pixel frames each) at a time (default 1, as official).
+        ``posterior``: yield μ and the (unclamped) log-variance, 2·z channels."""
         tf = self.config.temporal_factor
         num_latent = (video.shape[2] - 1) // tf + 1
         cache = FeatureCache()
@@ -481,7 +482,7 @@ class WanVAE(nn.Module):
             p0 = 0 if f0 == 0 else 1 + tf * (f0 - 1)
             p1 = 1 + tf * (f1 - 1)
             h = self.encoder(self._prepare(video[:, :, p0:p1]), cache)
-            mu = self.conv1(h)[:, :self.z_dim]
+            mu = self.conv1(h) if posterior else self.conv1(h)[:, :self.z_dim]
             yield f0, p1 - p0, mu.to(device=video.device, dtype=torch.float32)
             del h, mu
 
@@ -509,6 +510,17 @@ class WanVAE(nn.Module):
 
         self._check_video(video)
         return encode_video(self, video, tile)
+
+    @torch.no_grad()
+    def encode_posterior(self, video: torch.Tensor, tile=None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Like :meth:`encode`, but returns the whole posterior: (μ, log-variance clamped to
+        [−30, 20]), each [B,z,F,h,w] float32.  A sample is ``μ + exp(logvar / 2) · ε``
+        (SkyReels-A2 and V3-R2V condition on samples, V2 on the mean)."""
+        from .vae_tiling import encode_video
+
+        self._check_video(video)
+        both = encode_video(self, video, tile, posterior=True)
+        return both[:, :self.z_dim], both[:, self.z_dim:].clamp(-30.0, 20.0)
 
     @torch.no_grad()
     def decode(self, z_raw: torch.Tensor, tile=None, clamp: bool = True) -> torch.Tensor:

@@ -134,20 +134,23 @@ def _finish(out: torch.Tensor, tiles, device) -> torch.Tensor:
     return out.div_(total)
 
 
-def encode_video(vae: "WanVAE", video: torch.Tensor, tiling: Optional[VAETiling]) -> torch.Tensor:
-    """Raw μ of ``video`` (checked by the caller), tiled as ``tiling`` says (None = untiled)."""
+def encode_video(vae: "WanVAE", video: torch.Tensor, tiling: Optional[VAETiling], posterior: bool = False
+                 ) -> torch.Tensor:
+    """Raw μ of ``video`` (checked by the caller), tiled as ``tiling`` says (None = untiled);
+    with ``posterior``, μ and the log-variance on the channel axis."""
     sf, tf = vae.config.spatial_factor, vae.config.temporal_factor
     b, _, t, hp, wp = video.shape
     h, w = hp // sf, wp // sf
     tile, overlap = tiling.latent_tile(sf) if tiling is not None else (0, 0)
     time_chunk = tiling.time_chunk if tiling is not None else None
     tiles = _plan(h, w, tile, overlap)
-    out = torch.zeros(b, vae.z_dim, (t - 1) // tf + 1, h, w, dtype=torch.float32, device=video.device)
+    channels = vae.z_dim * (2 if posterior else 1)
+    out = torch.zeros(b, channels, (t - 1) // tf + 1, h, w, dtype=torch.float32, device=video.device)
     with Progress(t * len(tiles), "VAE encode") as bar:
         for ys, xs, mask in tiles:
             region = video[:, :, :, ys[0] * sf:ys[1] * sf, xs[0] * sf:xs[1] * sf]
             mask = mask.to(video.device) if mask is not None else None
-            for f0, frames_done, mu in vae.encode_stream(region, time_chunk):
+            for f0, frames_done, mu in vae.encode_stream(region, time_chunk, posterior):
                 _blend_into(out, mu, f0, ys, xs, mask)
                 bar.update(frames_done)
                 check_interrupt()
