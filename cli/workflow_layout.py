@@ -31,7 +31,7 @@ RESULT_PREVIEW_H = 320  # room counted below an output node when fitting the vie
 # What the saved view should show at once: the canvas of a 1920x1080 screen, less the side and
 # top bars, with a margin.
 VIEW_W, VIEW_H = 1500, 860
-MIN_SCALE = 0.4         # below this the text cannot be read: the view shows the top left part
+MIN_SCALE = 0.6         # below this the editor draws nodes without text: the view shows the top left part
 
 
 def node_height(cls) -> int:

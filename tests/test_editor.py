@@ -8,9 +8,9 @@ With ``../shared/tools/browser/load_workflows.py`` (headless Chromium) on the se
    node, no widget value out of place (wrong type, outside its list or range), no bad link, no
    dialog, no console error;
 2. is run from the Run button (the editor's own graph-to-prompt) on the demo models, shrunk by
-   the workflow's SMOKE settings (``--set`` applies to every workflow of one call, so workflows
-   with the same settings share a call; settings aimed at one node are written into a copy of
-   the file); the run must succeed and write a video of the SMOKE frame count;
+   the workflow's SMOKE settings (``--set`` applies to every workflow of one call, so only
+   workflows whose settings do not clash share a call; settings aimed at one node are written
+   into a copy of the file); the run must succeed and write a video of the SMOKE frame count;
 3. the prompt the editor sent must be exactly what our own UI reader (``cli.workflow.to_api``)
    makes of the same file: the two read widget values alike;
 4. no node covers another (title bars included), neither after loading, with the previews of
@@ -104,18 +104,45 @@ def loaded(editor):
     return reports
 
 
+def _widget_names(path):
+    with open(path, encoding="utf-8") as f:
+        nodes = json.load(f)["nodes"]
+    return {name for n in nodes if n["type"] in NODE_CLASS_MAPPINGS
+            for name, _ in wf.widget_inputs(NODE_CLASS_MAPPINGS[n["type"]])}
+
+
+def _share_sessions(jobs):
+    """Workflows that can share one browser session.  The tool's ``--set`` sets a widget on every
+    node of every workflow of the call, so a workflow joins a session only when every setting of
+    each side either is the other's too, with the same value, or names no widget of the other."""
+    def fit(a, b):
+        (pa, na), (pb, nb) = a, b
+        return all(pb[k] == v if k in pb else k not in nb for k, v in pa.items()) and \
+            all(k in pa or k not in na for k in pb)
+
+    sessions = []
+    for job in jobs:
+        for members in sessions:
+            if all(fit(job[2:], m[2:]) for m in members):
+                members.append(job)
+                break
+        else:
+            sessions.append([job])
+    return sessions
+
+
 @pytest.fixture(scope="module")
 def runs(editor, tmp_path_factory):
     """Every SMOKE workflow run from the editor's Run button: {file name: (report, the server's
     history entry)}.  Settings for every node with the widget go through the tool's ``--set``
-    (workflows with the same ones share a browser session); settings for one node type or title
+    (workflows share a browser session where the settings allow it); settings for one node type or title
     (``NODE.INPUT=VALUE``), which the tool cannot aim, are written into a copy of the file first."""
     server, shots = editor
     copies = tmp_path_factory.mktemp("editor_smoke_copies")
-    groups = {}
+    jobs = []
     for name in sorted(SMOKE):
         settings = smoke.items(name)
-        plain = tuple("%s=%s" % (inp, json.dumps(v)) for node, inp, v in settings if node is None)
+        plain = {inp: v for node, inp, v in settings if node is None}
         aimed = [s for s in settings if s[0] is not None]
         path = os.path.join(WORKFLOWS, name)
         if aimed:
@@ -124,15 +151,18 @@ def runs(editor, tmp_path_factory):
             path = str(copies / name)
             with open(path, "w", encoding="utf-8") as f:
                 json.dump(data, f)
-        groups.setdefault(plain, []).append((name, path))
+        jobs.append((name, path, plain, _widget_names(path)))
     out = {}
-    for plain, members in groups.items():
+    for members in _share_sessions(jobs):
         before = set(server.get("/history"))
-        sets = [a for item in plain for a in ("--set", item)]
-        files = [path for _, path in members]
+        union = {}
+        for _, _, plain, _ in members:
+            union.update(plain)
+        sets = [a for k, v in union.items() for a in ("--set", "%s=%s" % (k, json.dumps(v)))]
+        files = [path for _, path, _, _ in members]
         reports, seconds = _browser(server, files, ["--queue", "--timeout", "600", "--shots",
                                                     os.path.join(shots, "run")] + sets, 180 + 700 * len(files))
-        for name, _ in members:
+        for name, _, _, _ in members:
             run = (reports.get(name) or {}).get("run") or {}
             comfy_env.report("editor: %s: ran in %s s (Run pressed to video written)" % (name, run.get("seconds")))
         comfy_env.report("editor: %d workflow(s) in one browser session: %.0f s in all"
@@ -145,7 +175,7 @@ def runs(editor, tmp_path_factory):
             extra_data = entry["prompt"][3] if len(entry.get("prompt", [])) > 3 else {}
             wid = ((extra_data.get("extra_pnginfo") or {}).get("workflow") or {}).get("id")
             by_id[wid] = entry
-        for name, path in members:
+        for name, path, _, _ in members:
             with open(path, encoding="utf-8") as f:
                 wid = json.load(f)["id"]
             out[name] = (reports.get(name), by_id.get(wid))
@@ -178,7 +208,8 @@ def test_runs_from_the_run_button(name, runs, editor):
     run = report.get("run")
     assert run is not None, "not queued: the workflow did not load clean: %s" % json.dumps(report, indent=1)[-3000:]
     assert run["status"] == "success", json.dumps(run, indent=1)
-    assert all(n >= 1 for n in run["set"].values()), "a SMOKE setting found no widget: %s" % run["set"]
+    own = {inp for node, inp, _ in smoke.items(name) if node is None}
+    assert all(run["set"].get(k, 0) >= 1 for k in own), "a SMOKE setting found no widget: %s" % run["set"]
     assert entry is not None, "the server has no history of the editor's run"
     videos = [server.output_file(item) for out in entry["outputs"].values() for item in out.get("images", [])
               if item.get("filename", "").endswith(".mp4")]
