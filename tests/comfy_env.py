@@ -115,6 +115,17 @@ class Server:
         if self.own_port:  # a folder of our own, made for this session only
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
+    def clear_outputs(self) -> None:
+        """Empty the server's output folder (made for this session), so that a test module's runs
+        start from nothing: no video of an earlier module, no chunks a DF run would resume from.
+        Only a folder of our own: with SKYREELS_COMFY_PORT the outputs stay."""
+        if not self.own_port:
+            return
+        folder = os.path.join(self.run_dir, "output")
+        for entry in os.listdir(folder) if os.path.isdir(folder) else []:
+            p = os.path.join(folder, entry)
+            shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)
+
     def get(self, path: str):
         with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path), timeout=60) as r:
             return json.load(r)

@@ -30,6 +30,7 @@ def _small(name, folder):
 @pytest.fixture(scope="module")
 def api_runs(comfy_server, tmp_path_factory):
     """All SMOKE workflows, run once through the server's API: {file name: the tool's record}."""
+    comfy_server.clear_outputs()
     folder = tmp_path_factory.mktemp("comfyhost_workflows")
     cmd = comfy_server.base_args() + ["--timeout", "900"]
     for name in sorted(SMOKE):

@@ -138,6 +138,7 @@ def runs(editor, tmp_path_factory):
     (workflows share a browser session where the settings allow it); settings for one node type or title
     (``NODE.INPUT=VALUE``), which the tool cannot aim, are written into a copy of the file first."""
     server, shots = editor
+    server.clear_outputs()
     copies = tmp_path_factory.mktemp("editor_smoke_copies")
     jobs = []
     for name in sorted(SMOKE):
@@ -211,9 +212,13 @@ def test_runs_from_the_run_button(name, runs, editor):
     own = {inp for node, inp, _ in smoke.items(name) if node is None}
     assert all(run["set"].get(k, 0) >= 1 for k in own), "a SMOKE setting found no widget: %s" % run["set"]
     assert entry is not None, "the server has no history of the editor's run"
-    videos = [server.output_file(item) for out in entry["outputs"].values() for item in out.get("images", [])
-              if item.get("filename", "").endswith(".mp4")]
-    assert len(videos) == 1, entry["outputs"]
+    writers = [nid for nid, out in entry["outputs"].items()
+               if any(item.get("filename", "").endswith(".mp4") for item in out.get("images", []))]
+    assert len(writers) == 1, entry["outputs"]
+    cached = [str(x) for kind, data in entry.get("status", {}).get("messages", []) if kind == "execution_cached"
+              for x in data.get("nodes", [])]
+    assert writers[0] not in cached, "the video came from ComfyUI's cache, not from this run"
+    videos = [server.output_file(item) for item in entry["outputs"][writers[0]]["images"]]
     info = probe_video(videos[0])
     assert info["frames"] == smoke.frames(name)
     assert (info["width"], info["height"]) == smoke.size(name)
