@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Any, Optional, Tuple
 
+from .models.hunyuan.dit import HunyuanDiT
+from .models.hunyuan.dit_config import HunyuanDiTConfig
+from .models.hunyuan.dit_loader import load_hunyuan_dit
+from .models.hunyuan.text_encoder import HunyuanTextEncoder, load_clip_l, load_llama_encoder
+from .models.hunyuan.vae import HunyuanVAE, HunyuanVAEConfig
+from .models.hunyuan.vae_loader import load_hunyuan_vae
 from .models.loading.checkpoint import CheckpointError, TensorSource, open_checkpoint
+from .memory.offload import prepare_for_sampling, release
+from .models.lora import apply_loras, load_lora, read_lora
 from .models.refs.encode import a2_clip_tokens, a2_condition, r2v_references
 from .models.refs.r2v import bucket_size as r2v_bucket_size
 from .models.text.umt5_loader import TextEncoder, load_umt5
@@ -26,10 +34,19 @@ from .sampling.df_plan import DFPlanError, plan_df_video
 from .sampling.df_video import DFConditioning, DFVideoSettings, generate_df_video
 from .sampling.extension_plan import plan_extension
 from .sampling.extension_video import ExtensionConditioning, ExtensionSettings, extend_video
-from .sampling.guidance import Denoiser, ModelInputs, ReferenceDenoiser
+from .sampling.guidance import Denoiser, HunyuanInputs, ModelInputs, ReferenceDenoiser
 from .sampling.sigmas import flow_schedule
 from .sampling.video_codec import VideoCodec
 from .sampling.video_sampler import SampleSettings, sample_video
+# talking avatar (SkyReels-V3 A2V)
+from .models.audio.features import AudioFeatures, encode_waveform, to_mono_16k
+from .models.audio.wav2vec2 import AudioEncoder, load_wav2vec2
+from .sampling.avatar_plan import plan_avatar
+from .sampling.avatar_video import AvatarConditioning, AvatarSettings, generate_avatar_video
+from .models.cogvideox.loader import load_cogvideox_transformer
+from .models.cogvideox.vae_loader import load_cogvideox_vae
+from .sampling.a1_plan import plan_a1_video
+from .sampling.a1_video import A1Codec, A1VideoSettings, generate_a1_video
 
 __all__ = [
     "load", "detect_component", "COMPONENTS", "CheckpointError", "TensorSource",
@@ -39,10 +56,17 @@ __all__ = [
     "plan_df_video", "DFPlanError", "DFVideoSettings", "DFConditioning", "generate_df_video",
     "CollectFrames", "ChunkFolder",
     "a2_condition", "a2_clip_tokens", "r2v_references", "r2v_bucket_size", "ReferenceDenoiser",
+    "load_wav2vec2", "AudioEncoder", "AudioFeatures", "encode_waveform", "to_mono_16k", "plan_avatar",
+    "AvatarSettings", "AvatarConditioning", "generate_avatar_video",
     "LatentSegment", "plan_extension", "ExtensionSettings", "ExtensionConditioning", "extend_video",
+    "load_lora", "read_lora", "apply_loras", "prepare_for_sampling", "release",
+    "load_cogvideox_transformer", "load_cogvideox_vae", "plan_a1_video", "A1Codec", "A1VideoSettings",
+    "generate_a1_video",
+    "load_hunyuan_dit", "HunyuanDiT", "HunyuanDiTConfig", "load_hunyuan_vae", "HunyuanVAE", "HunyuanVAEConfig",
+    "load_llama_encoder", "load_clip_l", "HunyuanTextEncoder", "HunyuanInputs",
 ]
 
-COMPONENTS = ("dit", "vae", "umt5", "clip_vision")
+COMPONENTS = ("dit", "vae", "umt5", "clip_vision", "v1_dit", "v1_vae", "v1_llama", "v1_clip_l")
 
 
 def detect_component(path: str) -> str:
@@ -52,8 +76,13 @@ def detect_component(path: str) -> str:
     from .models.wan import dit_loader, vae_loader
 
     tried = []
+    from .models.hunyuan import dit_loader as v1_dit, text_encoder as v1_text, vae_loader as v1_vae
+
     for kind, detect in (("dit", dit_loader.detect), ("vae", vae_loader.detect),
-                         ("umt5", umt5_loader.detect), ("clip_vision", clip_loader.detect)):
+                         ("umt5", umt5_loader.detect), ("clip_vision", clip_loader.detect),
+                         ("v1_dit", v1_dit.detect), ("v1_vae", lambda s: v1_vae.detect(s) is not None),
+                         ("v1_llama", lambda s: v1_text.llama_prefix(s.keys()) is not None),
+                         ("v1_clip_l", lambda s: v1_text.clip_prefix(s.keys()) is not None)):
         try:
             source = open_checkpoint(path, kind)
         except CheckpointError as e:
@@ -61,7 +90,8 @@ def detect_component(path: str) -> str:
             continue
         if detect(source):
             return kind
-    raise CheckpointError("%s is none of: Wan/SkyReels DiT, Wan VAE, umT5 text encoder, CLIP vision encoder%s"
+    raise CheckpointError("%s is none of: Wan/SkyReels DiT, Wan VAE, umT5 text encoder, CLIP vision encoder, "
+                          "SkyReels-V1 DiT / VAE / Llama / CLIP-L%s"
                           % (path, (" (" + "; ".join(tried[:2]) + ")") if tried else ""))
 
 
@@ -81,5 +111,15 @@ def load(path: str, kind: Optional[str] = None, **kwargs) -> Tuple[Any, Any]:
         return enc, enc.config
     if kind == "clip_vision":
         enc = load_clip_vision(path, **kwargs)
+        return enc, enc.config
+    if kind == "v1_dit":
+        return load_hunyuan_dit(path, **kwargs)
+    if kind == "v1_vae":
+        return load_hunyuan_vae(path, **kwargs)
+    if kind == "v1_llama":
+        enc = load_llama_encoder(path, **kwargs)
+        return enc, enc.config
+    if kind == "v1_clip_l":
+        enc = load_clip_l(path, **kwargs)
         return enc, enc.config
     raise ValueError("unknown component %r; choose one of %s" % (kind, ", ".join(COMPONENTS)))

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from .. import host
-
+from ..nodes.validation import check_value, is_widget
 
 
 class ExecutionError(RuntimeError):
@@ -52,6 +52,7 @@ def validate(prompt: Dict[str, dict], classes: Dict[str, type]) -> List[str]:
         types = cls.INPUT_TYPES()
         req, opt = types.get("required", {}), types.get("optional", {})
         given = node.get("inputs", {})
+        guarded = getattr(cls, "_skyreels_guarded", None) is not None  # VALIDATE_INPUTS checks every value
         for name, spec in list(req.items()) + list(opt.items()):
             if name not in given:
                 if name in req:
@@ -67,14 +68,18 @@ def validate(prompt: Dict[str, dict], classes: Dict[str, type]) -> List[str]:
                 scls = classes.get(src["class_type"])
                 if scls is not None:
                     rt = scls.RETURN_TYPES
-                    if v[1] >= len(rt):
+                    if not 0 <= v[1] < len(rt):
                         errors.append("%s: input %r uses output %d of %s, which has %d outputs"
                                       % (_label(prompt, nid), name, v[1], _label(prompt, v[0]), len(rt)))
                     elif not _types_match(rt[v[1]], spec[0]):
                         errors.append("%s: input %r wants %s but %s gives %s" % (
                             _label(prompt, nid), name, _tname(spec[0]), _label(prompt, v[0]), rt[v[1]]))
                 continue
-            msg = _check_value(name, spec, v)
+            if not is_widget(spec):
+                errors.append("%s: input %r must be connected to a node giving %s, got the value %r"
+                              % (_label(prompt, nid), name, spec[0], v))
+                continue
+            msg = None if guarded else check_value(name, spec, v)
             if msg:
                 errors.append("%s: %s" % (_label(prompt, nid), msg))
         if hasattr(cls, "VALIDATE_INPUTS"):
@@ -98,31 +103,6 @@ def _types_match(out_type, in_type) -> bool:
     if out_type == "*" or in_type == "*":
         return True
     return set(str(out_type).split(",")) & set(str(in_type).split(",")) != set()
-
-
-def _check_value(name, spec, v) -> Optional[str]:
-    t = spec[0]
-    o = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-    if isinstance(t, (list, tuple)):
-        free = name in ("model",) or o.get("image_upload") or o.get("video_upload")
-        if not free and v not in t:
-            return "%r is not one of the choices for %r (%s)" % (v, name, ", ".join(map(str, t[:12])))
-        return None
-    if t == "INT":
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
-            return "%r must be a whole number, got %r" % (name, v)
-    if t == "FLOAT" and (isinstance(v, bool) or not isinstance(v, (int, float))):
-        return "%r must be a number, got %r" % (name, v)
-    if t in ("INT", "FLOAT"):
-        if "min" in o and v < o["min"]:
-            return "%r is %s, below its minimum %s" % (name, v, o["min"])
-        if "max" in o and v > o["max"]:
-            return "%r is %s, above its maximum %s" % (name, v, o["max"])
-    if t == "BOOLEAN" and not isinstance(v, bool):
-        return "%r must be true or false, got %r" % (name, v)
-    if t == "STRING" and not isinstance(v, str):
-        return "%r must be text, got %r" % (name, v)
-    return None
 
 
 def _needed(prompt, classes) -> List[str]:
@@ -149,33 +129,97 @@ def _needed(prompt, classes) -> List[str]:
     return order
 
 
+def _lazy(cls) -> set:
+    """Inputs declared ``"lazy": True``: computed only when ``check_lazy_status`` asks for them."""
+    out = set()
+    for section in cls.INPUT_TYPES().values():
+        for name, spec in section.items():
+            if len(spec) > 1 and isinstance(spec[1], dict) and spec[1].get("lazy"):
+                out.add(name)
+    return out
+
+
+def _convert(spec, v):
+    """Widget values as ComfyUI hands them to nodes (an INT given as 97.0 is 97)."""
+    t = spec[0] if spec else None
+    if t == "INT" and isinstance(v, float):
+        return int(v)
+    if t == "FLOAT" and isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    return v
+
+
 def execute(prompt: Dict[str, dict], classes: Dict[str, type]) -> RunResult:
+    """Validate, then run what the output nodes need, inputs first, as ComfyUI does: a node's
+    lazy inputs are computed only after its ``check_lazy_status`` (which sees the others) asks
+    for them, so a node can refuse its settings before the models it takes are loaded."""
     errors = validate(prompt, classes)
     if errors:
         raise ExecutionError("the workflow is not valid:\n  " + "\n  ".join(errors))
     result = RunResult()
-    order = _needed(prompt, classes)
-    for nid in order:
-        node = prompt[nid]
-        cls = classes[node["class_type"]]
-        kwargs = {}
-        for name, v in node["inputs"].items():
-            kwargs[name] = result.outputs[v[0]][v[1]] if _is_link(v) else v
-        host.log("running %s" % _label(prompt, nid))
-        t0 = time.monotonic()
-        try:
-            out = getattr(cls(), cls.FUNCTION)(**kwargs)
-        except host.Interrupted:
-            raise
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # noqa: BLE001 - reported with the node that failed
-            raise ExecutionError("%s failed: %s" % (_label(prompt, nid), e), nid, traceback.format_exc()) from e
-        result.seconds[nid] = time.monotonic() - t0
-        if isinstance(out, dict):
-            if "ui" in out:
-                result.ui[nid] = out["ui"]
-            out = out.get("result", ())
-        result.outputs[nid] = tuple(out) if out is not None else ()
-        result.order.append(nid)
+    try:
+        _needed(prompt, classes)  # refuses cycles and workflows without an output node
+    except RecursionError:
+        raise ExecutionError("the workflow's chain of nodes is too long to follow") from None
+    outputs = [nid for nid, n in prompt.items() if getattr(classes[n["class_type"]], "OUTPUT_NODE", False)]
+    try:
+        for nid in sorted(outputs, key=lambda x: (len(x), x)):
+            _run(nid, prompt, classes, result)
+    except RecursionError:
+        raise ExecutionError("the workflow's chain of nodes is too long to follow") from None
     return result
+
+
+def _run(nid: str, prompt, classes, result: RunResult) -> None:
+    if nid in result.outputs:
+        return
+    node = prompt[nid]
+    cls = classes[node["class_type"]]
+    types = cls.INPUT_TYPES()
+    specs = dict(types.get("required", {}))
+    specs.update(types.get("optional", {}))
+    lazy = _lazy(cls)
+    inputs = node["inputs"]
+    for name, v in inputs.items():
+        if _is_link(v) and name not in lazy:
+            _run(v[0], prompt, classes, result)
+
+    def value(name):
+        v = inputs[name]
+        if _is_link(v):
+            return result.outputs[v[0]][v[1]] if v[0] in result.outputs else None
+        return _convert(specs.get(name), v)
+
+    obj = cls()
+    if lazy and hasattr(obj, "check_lazy_status"):
+        kwargs = {name: value(name) for name in inputs}
+        try:
+            wanted = obj.check_lazy_status(**kwargs) or []
+        except (host.Interrupted, KeyboardInterrupt):
+            raise
+        except Exception as e:  # noqa: BLE001 - reported with the node that refused
+            raise ExecutionError("%s failed: %s" % (_label(prompt, nid), e), nid, traceback.format_exc()) from e
+    else:
+        wanted = list(lazy)
+    for name in wanted:
+        v = inputs.get(name)
+        if name in lazy and _is_link(v):
+            _run(v[0], prompt, classes, result)
+    kwargs = {name: value(name) for name in inputs}
+    host.log("running %s" % _label(prompt, nid))
+    t0 = time.monotonic()
+    try:
+        out = getattr(obj, cls.FUNCTION)(**kwargs)
+    except host.Interrupted:
+        raise
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # noqa: BLE001 - reported with the node that failed
+        raise ExecutionError("%s failed: %s" % (_label(prompt, nid), e), nid, traceback.format_exc()) from e
+    result.seconds[nid] = time.monotonic() - t0
+    if isinstance(out, dict):
+        if "ui" in out:
+            result.ui[nid] = out["ui"]
+        out = out.get("result", ())
+    result.outputs[nid] = tuple(out) if out is not None else ()
+    result.order.append(nid)

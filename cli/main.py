@@ -102,18 +102,51 @@ def parse_set(items: List[str]):
     return out
 
 
-def apply_sets(prompt: dict, sets) -> None:
+def _declared_inputs(classes, class_type) -> Optional[set]:
+    cls = classes.get(class_type) if classes else None
+    if cls is None:
+        return None
+    types = cls.INPUT_TYPES()
+    return set(types.get("required", {})) | set(types.get("optional", {}))
+
+
+def apply_sets(prompt: dict, sets, classes=None) -> None:
+    """Apply ``--set`` overrides to an API prompt.  A name no node has, or an input that is
+    connected to another node (a link, not a widget), is refused with a plain message."""
     from .workflow import WorkflowError
 
+    if classes is None:
+        from ..nodes.registry import NODE_CLASS_MAPPINGS as classes
+
+    def has(nid, name):
+        declared = _declared_inputs(classes, prompt[nid]["class_type"])
+        return name in prompt[nid]["inputs"] or (declared is not None and name in declared)
+
     for node, name, value in sets:
+        label = "--set %s%s" % (node + "." if node else "", name)
         if node is None:
-            targets = [nid for nid, n in prompt.items() if name in n["inputs"] and not _linked(n["inputs"][name])]
+            having = [nid for nid in prompt if has(nid, name)]
+            targets = [nid for nid in having if not _linked(prompt[nid]["inputs"].get(name))]
+            if not having:
+                raise WorkflowError("%s: no node has that input" % label)
+            if not targets:
+                raise WorkflowError("%s: every node with that input has it connected to another node; --set changes "
+                                    "widget values, not links" % label)
         else:
             targets = [nid for nid, n in prompt.items() if nid == node] or \
                       [nid for nid, n in prompt.items() if n.get("_meta", {}).get("title") == node] or \
                       [nid for nid, n in prompt.items() if n["class_type"] == node]
-        if not targets:
-            raise WorkflowError("--set %s%s: no node has that input" % (node + "." if node else "", name))
+            if not targets:
+                raise WorkflowError("%s: no node has the id, title or type %r" % (label, node))
+            for nid in targets:
+                n = prompt[nid]
+                if not has(nid, name):
+                    declared = sorted(_declared_inputs(classes, n["class_type"]) or n["inputs"])
+                    raise WorkflowError("%s: node %s (%s) has no input %r; its inputs are %s"
+                                        % (label, nid, n["class_type"], name, ", ".join(declared) or "none"))
+                if _linked(n["inputs"].get(name)):
+                    raise WorkflowError("%s: that input of node %s (%s) is connected to node %s; --set changes widget "
+                                        "values, not links" % (label, nid, n["class_type"], n["inputs"][name][0]))
         for nid in targets:
             prompt[nid]["inputs"][name] = value
 
@@ -123,10 +156,6 @@ def _linked(v) -> bool:
 
 
 def cmd_run(args) -> int:
-    from ..nodes.registry import NODE_CLASS_MAPPINGS
-    from . import workflow as wf
-    from .executor import ExecutionError, execute
-
     host.set_quiet(args.quiet)
     models = args.models
     if not models:
@@ -138,17 +167,35 @@ def cmd_run(args) -> int:
               "Random weights produce noise, not a real video; pass --models with your ComfyUI models folder "
               "for real results." % demo, file=sys.stderr)
         models = [demo]
-    for m in models:
-        if not os.path.isdir(m):
-            print("error: --models %s is not a folder" % m, file=sys.stderr)
-            return 2
+    for flag, folders in (("--models", models), ("--input-dir", args.input_dir)):
+        for m in folders:
+            if not os.path.isdir(m):
+                print("error: %s %s is not a folder" % (flag, m), file=sys.stderr)
+                return 2
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        print("error: --output %s is a file, not a folder" % args.output, file=sys.stderr)
+        return 2
+    saved = (host._model_roots, host._output_dir, host._input_dirs)  # restored after the run (library, tests)
+    try:
+        return _run(args, models)
+    finally:
+        host._model_roots, host._output_dir, host._input_dirs = saved
+
+
+def _run(args, models) -> int:
+    from ..nodes.registry import NODE_CLASS_MAPPINGS
+    from . import workflow as wf
+    from .executor import ExecutionError, execute
+
     host.set_model_roots(models)
     host.set_output_dir(args.output)
+    # Inputs are read from these folders only: the ones given, the workflow's inputs/ folder and
+    # the pack's example inputs (a shared workflow cannot read files elsewhere).
     wf_dir = os.path.dirname(os.path.abspath(args.workflow))
-    host.set_input_dirs(args.input_dir + [wf_dir, os.path.join(wf_dir, "inputs"), EXAMPLE_INPUTS])
+    host.set_input_dirs(args.input_dir + [os.path.join(wf_dir, "inputs"), EXAMPLE_INPUTS])
     try:
         prompt = wf.to_api(wf.load(args.workflow), NODE_CLASS_MAPPINGS)
-        apply_sets(prompt, parse_set(args.set))
+        apply_sets(prompt, parse_set(args.set), NODE_CLASS_MAPPINGS)
         result = execute(prompt, NODE_CLASS_MAPPINGS)
     except (wf.WorkflowError, ExecutionError) as e:
         print("error: %s" % e, file=sys.stderr)
@@ -158,6 +205,17 @@ def cmd_run(args) -> int:
     except host.Interrupted:
         print("cancelled", file=sys.stderr)
         return 130
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # noqa: BLE001 - one plain line, never a traceback (unless asked for)
+        import traceback
+
+        print("error: %s: %s" % (type(e).__name__, e), file=sys.stderr)
+        if os.environ.get("SKYREELS_TRACEBACK"):
+            traceback.print_exc()
+        else:
+            print("(this looks like a bug in the pack; SKYREELS_TRACEBACK=1 shows where)", file=sys.stderr)
+        return 1
     written = []
     for nid, ui in result.ui.items():
         for item in ui.get("images", []) + ui.get("gifs", []):

@@ -11,7 +11,9 @@ and bypassed nodes wired around.
 """
 from __future__ import annotations
 
+import codecs
 import json
+import os
 from typing import Any, Dict, List, Optional, Tuple
 
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN")
@@ -25,14 +27,56 @@ class WorkflowError(ValueError):
     """A workflow file that cannot be read or converted; the message says where."""
 
 
+MAX_WORKFLOW_BYTES = 64 << 20  # real workflows are kilobytes; a bigger file is not one
+
+
 def load(path: str) -> dict:
+    """The JSON object of a workflow file; a :class:`WorkflowError` with a plain message for
+    anything that is not one (missing, a folder, not text, not JSON, not an object)."""
+    if os.path.isdir(path):
+        raise WorkflowError("%s is a folder, not a workflow file" % path)
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        with open(path, "rb") as f:
+            raw = f.read(MAX_WORKFLOW_BYTES + 1)
     except FileNotFoundError:
-        raise WorkflowError("workflow file %s not found" % path)
-    except json.JSONDecodeError as e:
-        raise WorkflowError("%s is not valid JSON: %s" % (path, e))
+        raise WorkflowError("workflow file %s not found" % path) from None
+    except OSError as e:
+        raise WorkflowError("cannot read %s: %s" % (path, e.strerror or e)) from None
+    if len(raw) > MAX_WORKFLOW_BYTES:
+        raise WorkflowError("%s is larger than %d MB; it is not a workflow" % (path, MAX_WORKFLOW_BYTES >> 20))
+    text = _decode(raw, path)
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise WorkflowError("%s is nested too deeply to be a workflow" % path) from None
+    except ValueError as e:
+        raise WorkflowError("%s is not valid JSON: %s" % (path, e)) from None
+    if not isinstance(data, dict):
+        raise WorkflowError("%s holds %s, not a workflow (a JSON object: the editor's format with 'nodes', or the "
+                            "API format)" % (path, _json_kind(data)))
+    return data
+
+
+def _json_kind(v) -> str:
+    if v is None:
+        return "null"
+    return {list: "a JSON array", str: "a JSON string", bool: "a JSON boolean"}.get(type(v), "a JSON number")
+
+
+# RFC 8259 text is UTF-8; editors on Windows also save UTF-8 with a BOM or UTF-16 with a BOM.
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def _decode(raw: bytes, path: str) -> str:
+    encoding = next((enc for bom, enc in _BOMS if raw.startswith(bom)), None)
+    if encoding is None and len(raw) >= 2 and (raw[0] == 0) != (raw[1] == 0):  # UTF-16 without a BOM
+        encoding = "utf-16-be" if raw[0] == 0 else "utf-16-le"
+    try:
+        return raw.decode(encoding or "utf-8")
+    except UnicodeDecodeError as e:
+        raise WorkflowError("%s is not UTF-8 text (a byte at position %d cannot be read); save the workflow as UTF-8"
+                            % (path, e.start)) from None
 
 
 def is_api(workflow: dict) -> bool:
@@ -182,13 +226,89 @@ def widget_values_to_inputs(node_cls, values: List[Any], where: str = "") -> Dic
     return {name: values[i] for name, i in widget_positions(node_cls, values, where)}
 
 
+def _check_api(workflow: dict) -> None:
+    for k, v in workflow.items():
+        if not isinstance(v.get("class_type"), str):
+            raise WorkflowError("node %s: 'class_type' must be a node type name, got %r" % (k, v.get("class_type")))
+        if not isinstance(v.get("inputs", {}), dict):
+            raise WorkflowError("node %s (%s): 'inputs' must be an object of input names and values"
+                                % (k, v["class_type"]))
+        if not isinstance(v.get("_meta", {}), dict):
+            raise WorkflowError("node %s (%s): '_meta' must be an object" % (k, v["class_type"]))
+
+
+def _is_id(v) -> bool:
+    return (isinstance(v, int) and not isinstance(v, bool)) or isinstance(v, str)
+
+
+def _is_slot(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 10000
+
+
+def _check_ui(workflow: dict) -> None:
+    """The structure the conversion relies on: a plain message for anything else."""
+    nodes, links = workflow.get("nodes"), workflow.get("links", [])
+    if not isinstance(nodes, list):
+        raise WorkflowError("'nodes' must be a list of nodes")
+    if links is None:
+        links = workflow["links"] = []
+    if not isinstance(links, list):
+        raise WorkflowError("'links' must be a list of links")
+    defs = workflow.get("definitions")
+    if defs is not None and not isinstance(defs, dict):
+        raise WorkflowError("'definitions' must be an object")
+    seen = set()
+    for i, n in enumerate(nodes):
+        if not isinstance(n, dict):
+            raise WorkflowError("node #%d of 'nodes' is not an object" % (i + 1))
+        nid = n.get("id")
+        if not _is_id(nid):
+            raise WorkflowError("node #%d has no usable 'id' (%r)" % (i + 1, nid))
+        if nid in seen:
+            raise WorkflowError("two nodes have the id %s" % nid)
+        seen.add(nid)
+        if not isinstance(n.get("type"), str):
+            raise WorkflowError("node %s has no node type ('type': %r)" % (nid, n.get("type")))
+        wv = n.get("widgets_values")
+        if wv is not None and not isinstance(wv, (list, dict)):
+            raise WorkflowError("node %s (%s): 'widgets_values' must be a list" % (nid, n["type"]))
+        for key in ("inputs", "outputs"):
+            slots = n.get(key)
+            if slots is None:
+                continue
+            if not isinstance(slots, list) or not all(isinstance(x, dict) for x in slots):
+                raise WorkflowError("node %s (%s): '%s' must be a list of objects" % (nid, n["type"], key))
+        for inp in n.get("inputs") or []:
+            if not isinstance(inp.get("name"), str):
+                raise WorkflowError("node %s (%s): an input has no name" % (nid, n["type"]))
+            if inp.get("link") is not None and not _is_id(inp["link"]):
+                raise WorkflowError("node %s (%s): input %r has a malformed link %r"
+                                    % (nid, n["type"], inp["name"], inp["link"]))
+        if n.get("mode") is not None and not isinstance(n.get("mode"), int):
+            raise WorkflowError("node %s (%s): 'mode' must be a number" % (nid, n["type"]))
+    for i, link in enumerate(links):
+        if isinstance(link, dict):
+            fields = [link.get(k) for k in ("id", "origin_id", "origin_slot", "target_id", "target_slot")]
+        elif isinstance(link, list) and len(link) >= 5:
+            fields = link[:5]
+        else:
+            raise WorkflowError("link #%d is malformed (%s)" % (i + 1, json.dumps(link)[:80]))
+        lid, origin, oslot, target, tslot = fields
+        if not (_is_id(lid) and _is_id(origin) and _is_id(target) and _is_slot(oslot) and _is_slot(tslot)):
+            raise WorkflowError("link #%d is malformed (%s)" % (i + 1, json.dumps(link)[:80]))
+
+
 def to_api(workflow: dict, node_classes: Dict[str, type]) -> Dict[str, dict]:
+    if not isinstance(workflow, dict):
+        raise WorkflowError("not a ComfyUI workflow (a JSON object is needed)")
     if is_api(workflow):
+        _check_api(workflow)
         return {str(k): {"class_type": v["class_type"], "inputs": dict(v.get("inputs", {})),
                          "_meta": dict(v.get("_meta", {}))} for k, v in workflow.items()}
     if "nodes" not in workflow:
         raise WorkflowError("not a ComfyUI workflow (neither the UI format with 'nodes' nor the API format)")
-    if workflow.get("definitions", {}).get("subgraphs"):
+    _check_ui(workflow)
+    if (workflow.get("definitions") or {}).get("subgraphs"):
         raise WorkflowError("workflows with subgraphs are not supported headless; run it in ComfyUI or flatten it")
     nodes = {n["id"]: n for n in workflow["nodes"]}
     links = {}
@@ -236,8 +356,11 @@ def to_api(workflow: dict, node_classes: Dict[str, type]) -> Dict[str, dict]:
         cls = node_classes.get(ntype)
         if cls is None:
             raise WorkflowError("node %s uses the node type %r, which is not installed" % (nid, ntype))
-        inputs = widget_values_to_inputs(cls, node.get("widgets_values") or [],
-                                         "node %s (%s): " % (nid, ntype))
+        values = node.get("widgets_values") or []
+        if isinstance(values, dict):  # some editors save widgets by name
+            inputs = {k: v for k, v in values.items() if k in dict(widget_inputs(cls))}
+        else:
+            inputs = widget_values_to_inputs(cls, values, "node %s (%s): " % (nid, ntype))
         for inp in node.get("inputs") or []:
             if inp.get("link") is None:
                 continue

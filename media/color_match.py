@@ -151,6 +151,73 @@ def match_colors(frames: torch.Tensor, reference: torch.Tensor, method: str = "m
     return out
 
 
+# --------------------------------------------------------------------------- per frame (SkyReels-V3 avatar)
+
+# The constants of the V3 talking-avatar pipeline's Lab conversion (kornia's): XYZ matrix, its
+# stored inverse and the D65 white point, all float32.
+_V3_RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
+_V3_XYZ_TO_RGB = ((3.2404813432005266, -1.5371515162713185, -0.4985363261688878),
+                  (-0.9692549499965682, 1.8759900014898907, 0.0415559265582928),
+                  (0.0556466391351772, -0.2040413383665112, 1.0573110696453443))
+_V3_WHITE = (0.95047, 1.0, 1.08883)
+
+
+def _mix(m, c):
+    """3x3 matrix ``m`` (nested tuples) applied to channel-first values ``c`` [3, ...]."""
+    return torch.stack([m[i][0] * c[0] + m[i][1] * c[1] + m[i][2] * c[2] for i in range(3)])
+
+
+def _v3_rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
+    """[3, ...] sRGB in [0, 1] -> Lab, float32, as the V3 pipeline computes it."""
+    lin = torch.where(rgb > 0.04045, ((rgb + 0.055) / 1.055).pow(2.4), rgb / 12.92)
+    xyz = _mix(_V3_RGB_TO_XYZ, lin)
+    xyz = torch.stack([xyz[i] / _V3_WHITE[i] for i in range(3)])
+    f = torch.where(xyz > 0.008856, xyz.clamp_min(0.008856).pow(1.0 / 3.0), 7.787 * xyz + 4.0 / 29.0)
+    return torch.stack([116.0 * f[1] - 16.0, 500.0 * (f[0] - f[1]), 200.0 * (f[1] - f[2])])
+
+
+def _v3_lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
+    """Lab [3, ...] -> sRGB in [0, 1] (clamped), float32, as the V3 pipeline computes it."""
+    fy = (lab[0] + 16.0) / 116.0
+    fx = lab[1] / 500.0 + fy
+    fz = (fy - lab[2] / 200.0).clamp_min(0.0)
+    f = torch.stack([fx, fy, fz])
+    xyz = torch.where(f > 0.2068966, f.pow(3.0), (f - 4.0 / 29.0) / 7.787)
+    xyz = torch.stack([xyz[i] * _V3_WHITE[i] for i in range(3)])
+    lin = _mix(_V3_XYZ_TO_RGB, xyz)
+    rgb = torch.where(lin > 0.0031308, 1.055 * lin.clamp_min(0.0031308).pow(1.0 / 2.4) - 0.055, 12.92 * lin)
+    return rgb.clamp(0.0, 1.0)
+
+
+def match_colors_per_frame(frames: torch.Tensor, reference: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
+    """SkyReels-V3 talking avatar's colour match: every frame of IMAGE ``frames`` [T, H, W, 3] gets
+    the Lab mean and (population) standard deviation of the single frame ``reference``
+    [1, H', W', 3], computed per frame (not over the whole clip as :func:`match_colors` does),
+    with no cap on the gain (a flat frame becomes the reference's mean colour).  ``strength``
+    blends with the input in RGB.  float32, like the official (kornia) computation."""
+    _check(frames, "frames")
+    _check(reference, "reference")
+    strength = float(strength)
+    if strength == 0.0:
+        return frames
+    ref = _v3_rgb_to_lab(reference[0, ..., :3].float().permute(2, 0, 1).to(frames.device)).reshape(3, -1)
+    ref_std, ref_mean = torch.std_mean(ref, dim=1, unbiased=False)
+    out = torch.empty(frames.shape, dtype=torch.float32, device=frames.device)
+    for t in range(frames.shape[0]):
+        src = frames[t, ..., :3].float().permute(2, 0, 1)
+        lab = _v3_rgb_to_lab(src)
+        flat = lab.reshape(3, -1)
+        std, mean = torch.std_mean(flat, dim=1, unbiased=False)
+        moved = (flat - mean[:, None]) * (ref_std / std.clamp_min(1e-6))[:, None] + ref_mean[:, None]
+        rgb = _v3_lab_to_rgb(moved.view_as(lab))
+        if strength != 1.0:
+            rgb = (1.0 - strength) * src + strength * rgb
+        out[t, ..., :3] = rgb.permute(1, 2, 0)
+        if frames.shape[-1] == 4:
+            out[t, ..., 3] = frames[t, ..., 3]
+    return out
+
+
 # --------------------------------------------------------------------------- crossfades
 
 
@@ -184,4 +251,4 @@ def join_with_crossfade(a: torch.Tensor, b: torch.Tensor, overlap: int) -> torch
 
 
 __all__ = ["MATCH_METHODS", "srgb_to_lab", "lab_to_srgb", "channel_stats", "match_colors",
-           "crossfade_weights", "crossfade", "join_with_crossfade"]
+           "match_colors_per_frame", "crossfade_weights", "crossfade", "join_with_crossfade"]

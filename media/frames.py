@@ -7,6 +7,9 @@
   then the image is center-cropped to the target aspect and resized (:func:`center_crop_resize`).
 * Video extension (spec §4.5.5) reads the input video resized to W x H without crop
   (:func:`resize_frames`).
+* SkyReels-A1 drives at 12 fps: :func:`resample_indices` / :func:`resample_frames` pick the
+  source frames the official scripts pick (float64 times, truncated; frames are dropped and
+  repeated even for 12, 24 and 30 fps sources).
 
 Everything works on ComfyUI IMAGE tensors ``[B, H, W, C]`` float in [0, 1] (video frames are the
 batch) and is pure torch: ``torch.nn.functional.interpolate`` (antialiased when shrinking) for
@@ -235,3 +238,30 @@ __all__ = [
     "frames_to_latent_frames", "orient_like", "center_crop_box", "center_crop_resize",
     "resize_frames",
 ]
+
+
+# --------------------------------------------------------------------------- frame-rate resampling
+
+
+def resample_indices(num_frames: int, fps: float, target_fps: float = 12.0) -> list:
+    """Source frame indices of a ``num_frames`` video at ``fps`` resampled to ``target_fps``, by
+    the SkyReels-A1 rule: times k / target_fps for k < ceil(duration * target_fps), each index
+    int(k * (1 / target_fps) * fps) computed in float64 and truncated, indices >= num_frames
+    dropped.  (k * (1/12) * fps is often a hair below an integer: a 12 fps source gives
+    0, 1, 2, 3, 4, 5, 6, 6, 8, ...)"""
+    import numpy as np
+
+    if num_frames < 1:
+        return []
+    if not fps > 0 or not target_fps > 0:
+        raise ValueError("frame rates must be positive, got %r -> %r" % (fps, target_fps))
+    times = np.arange(0, num_frames / float(fps), 1 / float(target_fps))
+    idx = (times * float(fps)).astype(np.int32)
+    return [int(i) for i in idx[idx < num_frames]]
+
+
+def resample_frames(images: torch.Tensor, fps: float, target_fps: float = 12.0) -> torch.Tensor:
+    """IMAGE frames at ``fps`` -> the frames :func:`resample_indices` picks for ``target_fps``."""
+    _check_image(images)
+    idx = resample_indices(images.shape[0], fps, target_fps)
+    return images[torch.tensor(idx, dtype=torch.long)]

@@ -392,16 +392,20 @@ def _stream_fps(stream) -> Fraction:
     return Fraction(24)
 
 
+class NoFramesSelected(ValueError):
+    """The video has frames, but ``start_frame`` / ``stride`` select none of them."""
+
+
 def _open_video(path: str):
     if not os.path.isfile(path):
         raise FileNotFoundError("video file not found: %s" % path)
     try:
         container = av.open(path)
-    except av.FFmpegError as exc:
+    except (av.FFmpegError, OSError, ValueError) as exc:
         raise ValueError("cannot open %s as a video: %s" % (path, exc)) from exc
     if not container.streams.video:
         container.close()
-        raise ValueError("%s has no video stream" % path)
+        raise ValueError("%s has no video stream (an audio-only file?)" % path)
     return container
 
 
@@ -461,8 +465,10 @@ def read_video(path: str, max_frames: Optional[int] = None, start_frame: int = 0
                 batch = (resized * 255.0).round_().to(torch.uint8).numpy()
             chunks.append(batch)
 
+        decoded = 0
         try:
             for index, frame in enumerate(container.decode(stream)):
+                decoded = index + 1
                 if index < start_frame or (index - start_frame) % stride:
                     if index % (4 * _BATCH) == 0:
                         host.check_interrupt()
@@ -486,12 +492,16 @@ def read_video(path: str, max_frames: Optional[int] = None, start_frame: int = 0
                 flush()
             if progress is not None:
                 progress.set(kept)
+        except av.FFmpegError as exc:  # a damaged file: say so, whatever was decoded before
+            raise ValueError("cannot decode %s after %d frame(s): %s" % (path, decoded, exc)) from exc
         finally:
             if progress is not None:
                 progress.close()
 
+    if decoded == 0:
+        raise ValueError("%s holds no decodable video frames" % path)
     if kept == 0:
-        raise ValueError("no frames selected from %s (start_frame=%d, stride=%d; the video has %s frames)"
+        raise NoFramesSelected("no frames selected from %s (start_frame=%d, stride=%d; the video has %s frames)"
                          % (path, start_frame, stride, stored_frames or "an unknown number of"))
     shapes = {c.shape[1:] for c in chunks}
     if len(shapes) > 1:
@@ -506,7 +516,11 @@ def read_video(path: str, max_frames: Optional[int] = None, start_frame: int = 0
     audio = None
     if with_audio:
         span = kept * stride / float(native_fps)
-        audio = _read_audio_span(path, first_time or 0.0, span)
+        try:
+            audio = _read_audio_span(path, first_time or 0.0, span)
+        except (av.FFmpegError, ValueError) as exc:
+            host.log("the sound track of %s cannot be decoded (%s); loading the frames without sound" % (path, exc))
+            audio = None
     return images, fps, audio
 
 

@@ -269,13 +269,21 @@ class BlockStreamer:
         self.fetches = 0  # number of streamed copies started (for tests and messages)
         self._last = n - 1
         self._streamed_set = streamed_set
+        # Merged LoRAs (models.lora.apply.WeightPatches) go into the device copies only.
+        self.patches = getattr(model, "weight_patches", None)
         placed = transfer.place([r.master for r in self.resident_refs])
         for r, t in zip(self.resident_refs, placed):
-            r.set(t)
+            r.set(self._patched(r, t))
         self._resident_copies = placed
         self.attached = True
 
     # ------------------------------------------------------------------ copies
+
+    def _patched(self, ref: TensorRef, copy: torch.Tensor) -> torch.Tensor:
+        if self.patches is None:
+            return copy
+        with torch.no_grad():
+            return self.patches.patch_copy(ref.module, ref.name, copy, ref.master)
 
     def _fetch(self, i: int) -> None:
         if i not in self.live:
@@ -307,7 +315,7 @@ class BlockStreamer:
             self._fetch(upcoming)
         if current is not None:
             for r, t in zip(self.block_refs[current], self.transfer.wait(self.live[current])):
-                r.set(t)
+                r.set(self._patched(r, t))
 
     def after_block(self, i: int, block: nn.Module) -> None:
         if not self.attached:

@@ -6,6 +6,8 @@
 * A budget in GB: :func:`memory.budget.plan_residency` decides which DiT blocks stay on the
   device; the others are streamed by a :class:`memory.block_streamer.BlockStreamer`
   installed as ``model.block_hooks``.
+* Either way, merged LoRAs (``model.weight_patches``, see :mod:`memory.streamable`) go into
+  the compute copies only; the host tensors stay unmerged.
 
 :func:`release` undoes either: device copies are dropped, the model is back on the offload
 device, the allocator cache is emptied and freed host memory goes back to the system.  The
@@ -32,6 +34,20 @@ DEFAULT_LATENT = (25, 68, 120)
 def module_bytes(module: nn.Module) -> int:
     """Bytes of every parameter and buffer of ``module`` (each tensor once)."""
     return sum(r.master.numel() * r.master.element_size() for r in tensor_refs(module))
+
+
+def cast_weight_bytes(model: nn.Module, compute_dtype: torch.dtype) -> int:
+    """Room for the largest Linear weight stored in another dtype than the compute dtype (fp8,
+    int8, nf4, GGUF, or bf16 under fp32 compute): it is upcast or dequantized just before its
+    product, one layer at a time."""
+    size = torch.empty((), dtype=compute_dtype).element_size()
+    largest = 0
+    for m in model.modules():
+        w = getattr(m, "weight", None)
+        if isinstance(w, torch.Tensor) and hasattr(m, "in_features") and hasattr(m, "out_features") \
+                and w.dtype != compute_dtype:
+            largest = max(largest, int(m.in_features) * int(m.out_features) * size)
+    return largest
 
 
 def estimate_bytes(model: nn.Module) -> Dict[str, object]:
@@ -85,11 +101,16 @@ def prepare_for_sampling(model: nn.Module, device, vram_budget_gb: Optional[floa
     shape = tuple(latent_shape) if latent_shape is not None else None
     compute_dtype = getattr(model, "compute_dtype", torch.bfloat16)
 
+    patches = getattr(model, "weight_patches", None)
     if budget == 0 or (device.type == "cpu" and transfer is None):
         if budget and device.type == "cpu":
             host.log("a VRAM budget applies to GPUs; on the CPU the whole model stays in system RAM")
         need = activations_of(model, shape or DEFAULT_LATENT, batch, compute_dtype, teacache)
+        if patches is not None:
+            patches.stash(model)    # the host tensors stay as they are; the merge goes into the copies
         host.load_model(model, device, memory_required=need)
+        if patches is not None:
+            patches.install(model)
         return None
 
     if blocks_of(model) is None:
@@ -104,7 +125,7 @@ def prepare_for_sampling(model: nn.Module, device, vram_budget_gb: Optional[floa
         if host.model_device(model).type != "cpu":  # ComfyUI's offload device may be the GPU (--highvram)
             model.to("cpu")
     sizes = estimate_bytes(model)
-    act = activations_of(model, shape, batch, compute_dtype, teacache)
+    act = activations_of(model, shape, batch, compute_dtype, teacache) + cast_weight_bytes(model, compute_dtype)
     plan = plan_residency(sizes["per_block"], sizes["rest"], act, budget, prefetch)
     host.log(plan.describe())
     if device.type != "cpu":
@@ -125,6 +146,9 @@ def release(model: nn.Module) -> None:
     streamer = _streamer(model)
     if streamer is not None:
         streamer.detach()
+    patches = getattr(model, "weight_patches", None)
+    if patches is not None:
+        patches.restore(model)  # the unmerged host tensors back in place: nothing merged is copied back
     host.unload_model(model)
     host.empty_cache()
     trim_host_memory()

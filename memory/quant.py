@@ -160,7 +160,7 @@ def _bnb_dequantize_nf4(packed, absmax, shape, dtype, blocksize):
 # --------------------------------------------------------------------------- layers
 
 
-class QuantLinear(nn.Module):
+class QuantLinear(ops.LoRATarget, nn.Module):
     """Base of the quantized Linear layers: ``in_features``, ``out_features``, float bias."""
 
     mode = ""
@@ -202,7 +202,7 @@ class Int8Linear(QuantLinear):
         scale = (self.weight_absmax.to(x.device, non_blocking=True).float() / 127.0).to(x.dtype)
         out = F.linear(x, q) * scale
         b = self._bias(x)
-        return out + b if b is not None else out
+        return self.lora_out(x, out + b if b is not None else out)
 
 
 class NF4Linear(QuantLinear):
@@ -241,7 +241,7 @@ class NF4Linear(QuantLinear):
                 w = nf4_dequantize(packed, absmax, shape, x.dtype, self.blocksize)
         else:
             w = self.dequantized(x.dtype)
-        return F.linear(x, w, self._bias(x))
+        return self.lora_out(x, F.linear(x, w, self._bias(x)))
 
 
 _LAYERS = {"int8": Int8Linear, "nf4": NF4Linear}

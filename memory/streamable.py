@@ -14,6 +14,13 @@ that exposes:
   Without the method, :func:`memory.budget.activation_bytes` reads the Wan-style config
   (``patch_size``, ``dim``, ``ffn_dim``, ``head_dim``, ``text_len``).
 * ``compute_dtype``: the dtype its matrix products run in.
+* ``weight_patches`` (optional, set by :func:`models.lora.apply.apply_loras`): deltas merged
+  into the compute copies of some weights.  The streamer calls
+  ``weight_patches.patch_copy(module, name, copy, master)`` on every copy it installs; a
+  whole-model load is wrapped in ``stash(model)`` / ``install(model)`` and undone by
+  ``restore(model)``.  The host tensors are never changed.
+* ``key_aliases(name) -> [names]`` (optional): other spellings of a parameter name in files
+  in circulation (the diffusers name), so LoRAs of either naming find their layers.
 """
 from __future__ import annotations
 

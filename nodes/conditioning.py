@@ -48,11 +48,17 @@ class TextEncode:
         if any(not p for p in parts) and len(parts) > 1:
             raise NodeError("an empty prompt between '|' separators; write a prompt for every chunk")
         enc = text_encoder.encoder
-        with on_device(enc.model):
-            ctx = enc.encode(parts + [negative_prompt])
-        ctx = ctx.float().cpu()
-        positive = cond.make_conditioning([ctx[i:i + 1] for i in range(len(parts))])
-        negative = cond.make_conditioning([ctx[-1:]])
+
+        def encode(texts):
+            with on_device(enc.model):
+                return enc.encode(list(texts)).float().cpu()
+
+        # The first part and the negative now; the later parts only when a sampler needs them
+        # (a diffusion-forcing video uses one part per chunk, and may have fewer chunks).
+        ctx = encode([parts[0], negative_prompt])
+        more = cond.PromptParts(encode, parts[1:]) if len(parts) > 1 else None
+        positive = cond.make_conditioning([ctx[:1]], more)
+        negative = cond.make_conditioning([ctx[1:]])
         return (positive, negative)
 
 

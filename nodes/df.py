@@ -62,8 +62,10 @@ class DFOptions:
                     "default": False,
                     "tooltip": "Block-causal self-attention over latent frames (blocks of causal_block_size), the "
                                "official --causal_attention flag. Off = full attention inside a chunk (official default)."}),
-                "solver": (list(SOLVER_CHOICES), {"default": "unipc", "tooltip": "unipc (official) or euler."}),
-                "sigma_grid": (list(GRID_CHOICES), {"default": "official", "tooltip": "Sigma grid (official for V2)."}),
+                "solver": (list(SOLVER_CHOICES), {
+                    "default": "unipc", "tooltip": "unipc (official), euler, or lcm for step-distilled models and LoRAs."}),
+                "sigma_grid": (list(GRID_CHOICES), {
+                    "default": "official", "tooltip": "Sigma grid (official for V2; simple for step-distilled LoRAs)."}),
                 "chunk_folder": ("STRING", {
                     "default": "",
                     "tooltip": "Folder where each finished chunk is saved as it is made. After a crash or a cancel, "
@@ -75,6 +77,22 @@ class DFOptions:
                                "(official rule)."}),
             },
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, base_num_frames=None, overlap_history=None, chunk_folder=None, **_):
+        from ..sampling.df_plan import DFPlanError, check_window
+
+        if base_num_frames is not None and overlap_history is not None:
+            try:
+                check_window(base_num_frames, overlap_history)
+            except DFPlanError as e:
+                return str(e)
+        if chunk_folder:
+            try:
+                host.check_output_dir(chunk_folder, "chunk_folder")
+            except host.PathError as e:
+                return str(e)
+        return True
 
     def make(self, **kw):
         return (handles.DFOptions(**kw),)
@@ -96,10 +114,10 @@ class DFSampler:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "model": (handles.DIT, {"tooltip": "A SkyReels-V2-DF model (DF-1.3B or DF-14B)."}),
-                "vae": (handles.VAE, {"tooltip": "The Wan2.1 VAE (decodes each chunk, encodes images and videos)."}),
-                "positive": ("CONDITIONING", {"tooltip": "The prompt; 'a | b | c' gives chunks their own prompts."}),
-                "negative": ("CONDITIONING", {"tooltip": "The negative prompt."}),
+                "model": (handles.DIT, {"lazy": True, "tooltip": "A SkyReels-V2-DF model (DF-1.3B or DF-14B)."}),
+                "vae": (handles.VAE, {"lazy": True, "tooltip": "The Wan2.1 VAE (decodes each chunk, encodes images and videos)."}),
+                "positive": ("CONDITIONING", {"lazy": True, "tooltip": "The prompt; 'a | b | c' gives chunks their own prompts."}),
+                "negative": ("CONDITIONING", {"lazy": True, "tooltip": "The negative prompt."}),
                 **size_inputs(960, 544, 257, frames_tip=(
                     "Frames to make, 4k+1 (257 = 10 s, 737 = 30 s at 24 fps). When extending a video: the new "
                     "frames to add, a multiple of 4."), frames_step=1),
@@ -127,38 +145,48 @@ class DFSampler:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, width=None, height=None, **_):
+    def VALIDATE_INPUTS(cls, width=None, height=None, shift=None, **_):
+        if shift is not None and shift <= 0:
+            return "'shift' must be above 0 (official 8, or 5 for image-to-video), got %s" % shift
         return check_size(width, height, None)
+
+    def check_lazy_status(self, model=None, vae=None, positive=None, negative=None, **kw):
+        """Runs before the models are loaded (they are lazy inputs): an impossible frame plan,
+        a chunk folder that cannot be used, or settings that cannot work stop the run here."""
+        _plan(**{k: v for k, v in kw.items() if k in _PLAN_ARGS})
+        return [name for name, v in (("model", model), ("vae", vae), ("positive", positive), ("negative", negative))
+                if v is None]
 
     def sample(self, model, vae, positive, negative, width, height, num_frames, seed, steps, cfg, shift, ar_step,
                causal_block_size, start_image=None, end_image=None, video=None, options=None, cache=None):
         from ..media.frames import center_crop_resize, orient_like, resize_frames
 
         opt = options or handles.DFOptions()
-        if video is not None and start_image is not None:
-            raise NodeError("give either a video to extend or a start image, not both")
+        plan, settings, chunk_dir = _plan(width, height, num_frames, seed, steps, cfg, shift, ar_step,
+                                          causal_block_size, start_image, end_image, video, options)
         if start_image is not None and opt.auto_orient:
             width, height = orient_like(width, height, start_image)
-        settings = DFVideoSettings(
-            width=width, height=height, num_frames=num_frames, base_num_frames=opt.base_num_frames,
-            overlap_history=opt.overlap_history, steps=steps, shift=shift, guidance=cfg, ar_step=ar_step,
-            causal_block_size=causal_block_size, addnoise_condition=opt.addnoise_condition, fps=opt.fps, seed=seed,
-            solver=opt.solver, sigma_grid=opt.sigma_grid, history=opt.history, causal_attention=opt.causal_attention,
-            color_match=opt.color_match, color_match_strength=opt.color_match_strength)
+            settings.width, settings.height = width, height
+        for what, v in (("model", model), ("vae", vae), ("positive", positive), ("negative", negative)):
+            if v is None:
+                raise NodeError("the %s input is not connected" % what)
         cfg_model = model.config
         if cfg_model.image_dim:
             raise NodeError("%s is an image-to-video model; diffusion forcing needs a SkyReels-V2-DF model "
                             "(it does image-to-video by a clean first frame)" % model.name)
         if cfg_model.variant != "df":
             host.log("%s is not marked as a DF model; diffusion forcing works best with SkyReels-V2-DF" % model.name)
-        prompts = cond.model_inputs(positive, cfg_model.text_dim, cfg_model.text_len, "positive")
-        neg = cond.model_inputs(negative, cfg_model.text_dim, cfg_model.text_len, "negative")[0]
+        # only the prompts the chunks use are encoded (a prompt may have more '|' parts than chunks)
+        prompts = cond.model_inputs(positive, cfg_model.text_dim, cfg_model.text_len, "positive",
+                                    count=len(plan.chunks))
+        neg = cond.model_inputs(negative, cfg_model.text_dim, cfg_model.text_len, "negative", count=1)[0]
         start = center_crop_resize(start_image[:1], width, height) if start_image is not None else None
         end = center_crop_resize(end_image[-1:], width, height) if end_image is not None else None
         clip = resize_frames(video, width, height) if video is not None else None
-        chunk_dir = opt.chunk_folder.strip()
-        if chunk_dir and not os.path.isabs(chunk_dir):
-            chunk_dir = os.path.join(host.output_dir(), chunk_dir)
+        if chunk_dir:
+            chunk_dir = host.resolve_output_dir(chunk_dir, create=True, what="chunk_folder")
+        identity = {"dit": _file_identity(model.path), "vae": _file_identity(vae.path), "compile": model.compile,
+                    "cache": repr(cache) if cache is not None else None}
         sink = CollectFrames()
         chunk_latents = (min(num_frames, opt.base_num_frames) - 1) // 4 + 2  # + an end frame
         with dit_session(model, (chunk_latents, height // 8, width // 8), teacache=cache is not None) as dit:
@@ -168,7 +196,7 @@ class DFSampler:
                 res = generate_df_video(
                     dit, VideoCodec(vae.vae, device, vae.tile), settings,
                     DFConditioning([p.to(dit) for p in prompts], neg.to(dit), start, end, clip),
-                    sink, chunk_dir=chunk_dir or None,
+                    sink, chunk_dir=chunk_dir or None, identity=identity,
                     cache_factory=(lambda rows: step_caches(cache, cfg_model, rows, (height // 8, width // 8)))
                     if cache is not None else None,
                     color_match=_color_match)
@@ -178,6 +206,52 @@ class DFSampler:
         if clip is not None:
             images = torch.cat([clip, images], dim=0)
         return (images, {"samples": latent_space.denormalize(res.latents)})
+
+
+_PLAN_ARGS = ("width", "height", "num_frames", "seed", "steps", "cfg", "shift", "ar_step", "causal_block_size",
+              "start_image", "end_image", "video", "options")
+
+
+def _plan(width, height, num_frames, seed, steps, cfg, shift, ar_step, causal_block_size, start_image=None,
+          end_image=None, video=None, options=None):
+    """(plan, settings, chunk folder name): every check that needs no model, or a NodeError."""
+    from ..sampling.df_plan import DFPlanError
+    from ..sampling.df_video import plan_for
+
+    opt = options or handles.DFOptions()
+    if video is not None and start_image is not None:
+        raise NodeError("give either a video to extend or a start image, not both")
+    settings = DFVideoSettings(
+        width=width, height=height, num_frames=num_frames, base_num_frames=opt.base_num_frames,
+        overlap_history=opt.overlap_history, steps=steps, shift=shift, guidance=cfg, ar_step=ar_step,
+        causal_block_size=causal_block_size, addnoise_condition=opt.addnoise_condition, fps=opt.fps, seed=seed,
+        solver=opt.solver, sigma_grid=opt.sigma_grid, history=opt.history, causal_attention=opt.causal_attention,
+        color_match=opt.color_match, color_match_strength=opt.color_match_strength)
+    try:
+        plan = plan_for(settings, start_image is not None, end_image is not None,
+                        int(video.shape[0]) if video is not None else None)
+    except (DFPlanError, ValueError) as e:
+        raise NodeError(str(e)) from e
+    chunk_dir = (opt.chunk_folder or "").strip()
+    if chunk_dir:
+        from ..sampling.chunk_store import ChunkFolder
+
+        try:
+            host.check_output_dir(chunk_dir, "chunk_folder")
+            ChunkFolder.check_usable(host.resolve_output_dir(chunk_dir, create=False, what="chunk_folder"))
+        except ValueError as e:
+            raise NodeError(str(e)) from e
+    return plan, settings, chunk_dir
+
+
+def _file_identity(path):
+    """Which file a handle was loaded from (its name and size; the weights themselves are
+    fingerprinted by the engine): part of a resume's signature."""
+    name = os.path.basename(str(path).rstrip("/\\"))
+    try:
+        return [name, os.path.getsize(path) if os.path.isfile(path) else None]
+    except OSError:
+        return [name, None]
 
 
 def _color_match(frames, reference, method, strength):

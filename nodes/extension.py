@@ -2,8 +2,6 @@
 cut tag of shot-switching prompts.  The engine is :mod:`sampling.extension_video`."""
 from __future__ import annotations
 
-import os
-
 import torch
 
 from .. import host
@@ -69,7 +67,12 @@ class _V3Extension:
     FUNCTION = "extend"
 
     @classmethod
-    def VALIDATE_INPUTS(cls, width=None, height=None, **_):
+    def VALIDATE_INPUTS(cls, width=None, height=None, chunk_folder=None, **_):
+        if (chunk_folder or "").strip():
+            try:
+                host.check_output_dir(chunk_folder, "chunk_folder")
+            except host.PathError as e:
+                return str(e)
         if width is None or height is None:
             return True
         if bool(width) != bool(height):
@@ -96,8 +99,11 @@ class _V3Extension:
             host.log("cfg %g needs a negative prompt (connect one; official: an empty prompt); running one pass"
                      % settings.guidance)
         folder = (chunk_folder or "").strip()
-        if folder and not os.path.isabs(folder):
-            folder = os.path.join(host.output_dir(), folder)
+        if folder:  # inside the output folder only (host.resolve_output_dir refuses '..', paths elsewhere, links out)
+            try:
+                folder = host.resolve_output_dir(folder, create=True, what="chunk_folder")
+            except host.PathError as e:
+                raise NodeError(str(e)) from e
         sink = CollectFrames()
         with dit_session(model, (plan.max_model_frames, inp.height // 8, inp.width // 8)) as dit:
             device = dit.device

@@ -19,8 +19,23 @@ VARIANT_NAMES = {"t2v": "text-to-video", "i2v": "image-to-video", "df": "diffusi
 def _path(kind: str, name: str, override: str) -> str:
     choice = (override or "").strip() or name
     if choice.startswith("(no models found"):
-        raise NodeError("no model file was found in the %s folder; put one there or type a full path into 'path'" % kind)
-    return host.resolve_model(kind, choice)
+        raise NodeError("no model file was found in the %s folder; put one there (or in a subfolder, and type its "
+                        "name into 'path')" % kind)
+    try:
+        return host.resolve_model(kind, choice)
+    except (FileNotFoundError, host.PathError) as e:
+        raise NodeError(str(e)) from e
+
+
+def _check_model(kind: str, model, path) -> object:
+    """VALIDATE_INPUTS of a loader: True, or why the model cannot be found (before anything runs)."""
+    if model is None and not path:  # linked: checked when it runs
+        return True
+    try:
+        _path(kind, model or "", path or "")
+    except NodeError as e:
+        return str(e)
+    return True
 
 
 def _compute_dtype(name: str, device: torch.device):
@@ -30,7 +45,8 @@ def _compute_dtype(name: str, device: torch.device):
 class DiTLoader:
     DESCRIPTION = ("Loads a SkyReels / Wan2.1 diffusion transformer (V2 T2V, I2V or DF, 1.3B or 14B; SkyReels-A2; "
                    "SkyReels-V3 R2V and video extension) from any common format: official folders, diffusers "
-                   "pipeline folders, ComfyUI single files, fp8 and scaled fp8. The log says which model was found.")
+                   "pipeline folders, ComfyUI single files, fp8 and scaled fp8, and GGUF files (Q2_K to Q8_0, F16, "
+                   "BF16; dequantized layer by layer while sampling). The log says which model was found.")
     CATEGORY = LOADERS
     RETURN_TYPES = (handles.DIT,)
     RETURN_NAMES = ("model",)
@@ -42,8 +58,9 @@ class DiTLoader:
         return {
             "required": {
                 "model": (model_list("diffusion_models"), {
-                    "tooltip": "A file or model folder in ComfyUI's models/diffusion_models, e.g. "
-                               "SkyReels-V2-DF-1.3B-540P. Type, size and naming are detected from the weights."}),
+                    "tooltip": "A file or model folder in ComfyUI's models/diffusion_models (or unet), e.g. "
+                               "SkyReels-V2-DF-1.3B-540P or a .gguf file. Type, size and naming are detected from "
+                               "the weights."}),
                 "weight_dtype": (WEIGHT_DTYPES, {
                     "default": "auto",
                     "tooltip": "How weights are kept in memory. auto: fp8 files stay fp8, others in the compute dtype. "
@@ -64,7 +81,8 @@ class DiTLoader:
                                "(about 2 GB with tiles) and the rest of the workflow."}),
             },
             "optional": {
-                "path": ("STRING", {"default": "", "tooltip": "A full path to a file or folder anywhere; "
+                "path": ("STRING", {"default": "", "tooltip": "A file or folder in ComfyUI's diffusion_models "
+                                                              "folders (a name, or a full path inside them); "
                                                               "overrides 'model' when not empty."}),
                 "variant": (["auto", "t2v", "i2v", "df", "a2", "r2v", "v3_extend", "v3_shot"], {
                     "default": "auto",
@@ -80,12 +98,20 @@ class DiTLoader:
             },
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, model=None, path=None, **_):
+        return _check_model("diffusion_models", model, path)
+
     def load(self, model, weight_dtype, compute_dtype, attention, vram_budget_gb, path="", variant="auto", compile=False):
         from ..models.wan.dit_loader import load_wan_dit
 
         full = _path("diffusion_models", model, path)
         device = host.torch_device()
         quant = weight_dtype if weight_dtype in ("int8", "nf4") else None
+        gguf = full.lower().endswith(".gguf")
+        if quant and gguf:
+            host.log("%s is a GGUF file, already quantized: weight_dtype %s is not applied" % (model, quant))
+            quant, weight_dtype = None, "auto"
         storage = "bf16" if quant else weight_dtype  # quantised from bf16: no fp32 copy on the way
         dit, cfg = load_wan_dit(full, weight_dtype=storage, compute_dtype=_compute_dtype(compute_dtype, device),
                                 device=host.offload_device(), variant=None if variant == "auto" else variant,
@@ -98,9 +124,10 @@ class DiTLoader:
             from ..memory.compile import compile_blocks
 
             compile_blocks(dit)
-        host.log("loaded %s: %s %s (%s), %d layers, dim %d%s" % (
+        host.log("loaded %s: %s %s (%s), %d layers, dim %d%s%s" % (
             full, cfg.size_name, cfg.variant.upper(), VARIANT_NAMES.get(cfg.variant, cfg.variant), cfg.num_layers,
-            cfg.dim, ", fps embedding" if cfg.inject_sample_info else ""))
+            cfg.dim, ", fps embedding" if cfg.inject_sample_info else "",
+            ", GGUF tensors: " + dit.source_types if getattr(dit, "source_types", "") else ""))
         return (handles.DiTHandle(dit, cfg, full, float(vram_budget_gb), bool(compile)),)
 
 
@@ -126,19 +153,31 @@ class TextEncoderLoader:
             "optional": {
                 "tokenizer_path": ("STRING", {
                     "default": "",
-                    "tooltip": "Folder with the umT5 tokenizer (tokenizer.json or spiece.model). Not needed for "
-                               "ComfyUI files, which embed it, or when a tokenizer folder sits beside the weights."}),
-                "path": ("STRING", {"default": "", "tooltip": "A full path; overrides 'model' when not empty."}),
+                    "tooltip": "Folder with the umT5 tokenizer (tokenizer.json or spiece.model), inside ComfyUI's "
+                               "text_encoders folders. Not needed for ComfyUI files, which embed it, or when a "
+                               "tokenizer folder sits beside the weights."}),
+                "path": ("STRING", {"default": "", "tooltip": "A file or folder in this model type's ComfyUI folders "
+                                                              "(a name, or a full path inside them); overrides "
+                                                              "'model' when not empty."}),
             },
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model=None, path=None, tokenizer_path=None, **_):
+        if (tokenizer_path or "").strip():
+            ok = _check_model("text_encoders", None, tokenizer_path)
+            if ok is not True:
+                return "tokenizer_path: %s" % ok
+        return _check_model("text_encoders", model, path)
 
     def load(self, model, weight_dtype, tokenizer_path="", path=""):
         from ..models.text.umt5_loader import load_umt5
 
         full = _path("text_encoders", model, path)
         device = host.torch_device()
+        tokenizer = _path("text_encoders", "", tokenizer_path) if (tokenizer_path or "").strip() else None
         enc = load_umt5(full, weight_dtype=weight_dtype, compute_dtype=_compute_dtype("auto", device),
-                        device=host.offload_device(), tokenizer_path=tokenizer_path or None)
+                        device=host.offload_device(), tokenizer_path=tokenizer)
         return (handles.TextEncoderHandle(enc, full),)
 
 
@@ -159,9 +198,15 @@ class CLIPVisionLoader:
                                "official models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth."}),
             },
             "optional": {
-                "path": ("STRING", {"default": "", "tooltip": "A full path; overrides 'model' when not empty."}),
+                "path": ("STRING", {"default": "", "tooltip": "A file or folder in this model type's ComfyUI folders "
+                                                              "(a name, or a full path inside them); overrides "
+                                                              "'model' when not empty."}),
             },
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model=None, path=None, **_):
+        return _check_model("clip_vision", model, path)
 
     def load(self, model, path=""):
         from ..models.vision.clip_loader import load_clip_vision
@@ -196,9 +241,15 @@ class VAELoader:
                                          "tooltip": "Overlap of neighbouring tiles in pixels (blended)."}),
             },
             "optional": {
-                "path": ("STRING", {"default": "", "tooltip": "A full path; overrides 'model' when not empty."}),
+                "path": ("STRING", {"default": "", "tooltip": "A file or folder in this model type's ComfyUI folders "
+                                                              "(a name, or a full path inside them); overrides "
+                                                              "'model' when not empty."}),
             },
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model=None, path=None, **_):
+        return _check_model("vae", model, path)
 
     def load(self, model, dtype, tile_size, tile_overlap, path=""):
         from ..models.wan.vae_loader import load_wan_vae

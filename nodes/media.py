@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import re
 
 from .. import host
 from .base import MEDIA, NodeError
@@ -21,7 +20,7 @@ def _check_input(name):
         return True
     try:
         host.resolve_input(name)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, host.PathError) as e:
         return str(e)
     return True
 
@@ -49,7 +48,7 @@ class LoadImage:
         try:
             p = host.resolve_input(image)
             return "%s:%s" % (os.path.getmtime(p), os.path.getsize(p))
-        except FileNotFoundError:
+        except (OSError, ValueError):
             return image
 
     def load(self, image):
@@ -85,13 +84,15 @@ class LoadVideo:
         return _check_input(video)
 
     def load(self, video, frame_load_cap, skip_first_frames, select_every_nth):
-        from ..media.video_io import read_video
+        from ..media.video_io import NoFramesSelected, read_video
 
         try:
             images, fps, audio = read_video(host.resolve_input(video), max_frames=frame_load_cap or None,
                                             start_frame=skip_first_frames, stride=select_every_nth)
-        except ValueError as e:
+        except NoFramesSelected as e:
             raise NodeError("%s: %s (check skip_first_frames and select_every_nth)" % (video, e)) from e
+        except ValueError as e:  # not a video, no video stream, undecodable: the file is the problem
+            raise NodeError("%s: %s" % (video, e)) from e
         if audio is None:
             import torch
 
@@ -123,28 +124,33 @@ class SaveVideo:
             "optional": {"audio": ("AUDIO", {"tooltip": "Sound to put in the file (cut or padded to the video)."})},
         }
 
+    @classmethod
+    def VALIDATE_INPUTS(cls, filename_prefix=None, **_):
+        if filename_prefix is None:  # linked: checked when it runs
+            return True
+        try:
+            host.check_output_prefix(filename_prefix, ".mp4")
+        except host.PathError as e:
+            return str(e)
+        return True
+
     def save(self, images, fps, filename_prefix, crf, audio=None):
         from ..media.video_io import write_video
 
-        out_root = host.output_dir()
-        path, subfolder, name = _next_path(out_root, filename_prefix, ".mp4")
-        write_video(path, images, fps, audio=audio, crf=crf)
+        try:
+            target = host.reserve_output_file(filename_prefix, ".mp4")
+        except host.PathError as e:
+            raise NodeError(str(e)) from e
+        try:
+            write_video(target.path, images, fps, audio=audio, crf=crf)
+        except BaseException:
+            target.discard()  # no empty or partial file is left behind
+            raise
+        path = target.path
         host.log("saved %s (%d frames, %dx%d, %g fps)" % (path, images.shape[0], images.shape[2], images.shape[1], fps))
-        ui = {"images": [{"filename": name, "subfolder": subfolder, "type": "output"}], "animated": (True,)}
+        ui = {"images": [{"filename": target.filename, "subfolder": target.subfolder, "type": "output"}],
+              "animated": (True,)}
         return {"ui": ui, "result": (path,)}
-
-
-def _next_path(root: str, prefix: str, ext: str):
-    prefix = prefix.strip().replace("\\", "/") or "SkyReels"
-    sub, _, stem = prefix.rpartition("/")
-    if ".." in sub.split("/"):
-        raise NodeError("filename_prefix may not leave the output folder")
-    folder = os.path.join(root, sub)
-    os.makedirs(folder, exist_ok=True)
-    pat = re.compile(re.escape(stem) + r"_(\d+)" + re.escape(ext) + "$")
-    used = [int(m.group(1)) for f in os.listdir(folder) for m in [pat.match(f)] if m]
-    name = "%s_%05d%s" % (stem, (max(used) + 1) if used else 1, ext)
-    return os.path.join(folder, name), sub, name
 
 
 NODES = [

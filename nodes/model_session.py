@@ -13,7 +13,10 @@ def dit_session(handle, latent_shape=None, teacache: bool = False):
     ``latent_shape`` (frames, height, width) of the largest latent the model will see sizes the
     activation part of the budget."""
     from ..memory.offload import prepare_for_sampling, release
+    from ..models.lora import apply_loras
 
+    # The model may be shared by handles with different LoRAs: bring it to this handle's set.
+    apply_loras(handle.model, [(spec.resolved, spec.strength) for spec in getattr(handle, "loras", ())])
     device = host.torch_device()
     prepare_for_sampling(handle.model, device, handle.vram_budget_gb or None, latent_shape=latent_shape,
                          teacache=teacache)

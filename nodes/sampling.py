@@ -39,18 +39,28 @@ class Sampler:
                 "shift": ("FLOAT", {"default": 8.0, "min": 0.0, "max": 100.0, "step": 0.1,
                                     "tooltip": "Sigma shift: 8 for text-to-video, 5 for image-to-video (official)."}),
                 "solver": (list(SOLVER_CHOICES), {"default": "unipc",
-                                                  "tooltip": "unipc: the official UniPC (order 2, bh2). euler: plain Euler."}),
+                                                  "tooltip": "unipc: the official UniPC (order 2, bh2). euler: plain Euler. "
+                                                             "lcm: for step-distilled models and LoRAs (lightx2v, CausVid): "
+                                                             "predict the clean video, re-noise to the next step."}),
                 "sigma_grid": (list(GRID_CHOICES), {
                     "default": "official",
                     "tooltip": "official: the FlowUniPC grid (sigma starts at 0.999, integer timesteps) of SkyReels-V2, "
                                "also what SkyReels-A2 and V3 R2V ran with (diffusers up to 0.36 built it). diffusers: "
-                               "the grid of newer diffusers (starts at 1)."}),
+                               "the grid of newer diffusers (starts at 1). simple: evenly spaced timesteps from 1000 "
+                               "(4 steps: 1000, 750, 500, 250 before the shift, the step list of the lightx2v distilled "
+                               "models and LoRAs)."}),
             },
             "optional": {
                 "cache": (handles.STEP_CACHE, {"tooltip": "TeaCache settings: skip some steps' blocks when they "
                                                          "change little (faster, slightly lower quality)."}),
             },
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, shift=None, **_):
+        if shift is not None and shift <= 0:
+            return "'shift' must be above 0 (official 8 for text-to-video, 5 for image-to-video), got %s" % shift
+        return True
 
     def sample(self, model, positive, negative, latent, seed, steps, cfg, shift, solver, sigma_grid, cache=None):
         samples = latent["samples"]
@@ -73,9 +83,9 @@ class Sampler:
             raise NodeError("the model takes %d input channels; image conditioning gives %d"
                             % (cfg_model.in_dim, 16 + y.shape[1]))
         pos = cond.model_inputs(positive, cfg_model.text_dim, cfg_model.text_len, "positive", y=y, clip=clip,
-                                refs=refs)[0]
+                                refs=refs, count=1)[0]
         neg = cond.model_inputs(negative, cfg_model.text_dim, cfg_model.text_len, "negative", y=y, clip=clip,
-                                refs=neg_refs)[0]
+                                refs=neg_refs, count=1)[0]
         settings = SampleSettings(steps=steps, cfg=cfg, shift=shift, seed=seed, solver=solver, sigma_grid=sigma_grid,
                                   cfg_img=cond.image_cfg(positive))
         frames_seen = F + (refs.shape[2] if refs is not None else 0)  # reference frames count in the budget

@@ -44,9 +44,39 @@ class ClipVisionOutput:
         setattr(self, key, value)
 
 
-def make_conditioning(contexts: Sequence[torch.Tensor]) -> list:
-    """CONDITIONING from one context per prompt (chunk)."""
-    return [[c, {"skyreels_chunk": i}] for i, c in enumerate(contexts)]
+class PromptParts:
+    """The later ``|`` parts of a prompt, encoded only when a sampler asks for them (a prompt
+    may have more parts than the video has chunks; encoding them all could take gigabytes).
+
+    Rides in the first CONDITIONING entry's dict under ``skyreels_prompt_parts``; core nodes
+    ignore it and see the first prompt."""
+
+    BATCH = 8
+
+    def __init__(self, encode: Callable[[List[str]], torch.Tensor], texts: Sequence[str]):
+        self._encode = encode
+        self.texts = list(texts)
+        self._done: List[torch.Tensor] = []
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def contexts(self, n: int) -> List[torch.Tensor]:
+        """The first ``n`` parts' contexts [1, L, D] (encoded on first use, a batch at a time)."""
+        n = min(int(n), len(self.texts))
+        while len(self._done) < n:
+            start = len(self._done)
+            ctx = self._encode(self.texts[start:min(n, start + self.BATCH)])
+            self._done.extend(ctx[i:i + 1] for i in range(ctx.shape[0]))
+        return self._done[:n]
+
+
+def make_conditioning(contexts: Sequence[torch.Tensor], more: Optional[PromptParts] = None) -> list:
+    """CONDITIONING from one context per prompt (chunk), and the parts still to encode."""
+    out = [[c, {"skyreels_chunk": i}] for i, c in enumerate(contexts)]
+    if more is not None and len(more) and out:
+        out[0][1]["skyreels_prompt_parts"] = more
+    return out
 
 
 def set_values(conditioning: list, values: dict) -> list:
@@ -84,11 +114,32 @@ def fit_context(context: torch.Tensor, text_dim: int, text_len: int = 512) -> to
     return context
 
 
-def contexts(conditioning, text_dim: int, text_len: int = 512, what: str = "positive") -> List[torch.Tensor]:
-    """The text contexts of ``conditioning``, in chunk order."""
+def contexts(conditioning, text_dim: int, text_len: int = 512, what: str = "positive",
+             count: Optional[int] = None) -> List[torch.Tensor]:
+    """The text contexts of ``conditioning``, in chunk order: all of them, or the first
+    ``count`` (the prompts a sampler uses; later ``|`` parts are then never encoded)."""
     _check(conditioning, what)
-    entries = sorted(enumerate(conditioning), key=lambda p: (p[1][1].get("skyreels_chunk", 0), p[0]))
-    return [fit_context(t, text_dim, text_len) for _, (t, _) in entries]
+    entries = sorted(enumerate(conditioning), key=lambda p: (_chunk_of(p[1][1]), p[0]))
+    ctx = [t for _, (t, _) in entries]
+    more = [d["skyreels_prompt_parts"] for _, (_, d) in entries
+            if isinstance(d, dict) and isinstance(d.get("skyreels_prompt_parts"), PromptParts)]
+    total = len(ctx) + sum(len(m) for m in more)
+    if count is not None and total > count:
+        from ..host import log
+
+        log("the %s prompt has %d parts separated by '|' but the video has %d chunk(s); parts %d to %d are not used"
+            % (what, total, count, count + 1, total))
+    for m in more:
+        want = len(m) if count is None else max(0, count - len(ctx))
+        ctx.extend(m.contexts(want))
+    if count is not None:
+        ctx = ctx[:count]
+    return [fit_context(t, text_dim, text_len) for t in ctx]
+
+
+def _chunk_of(d) -> int:
+    v = d.get("skyreels_chunk", 0) if isinstance(d, dict) else 0
+    return v if isinstance(v, int) else 0
 
 
 def clip_tokens(conditioning) -> Optional[torch.Tensor]:
@@ -137,10 +188,10 @@ def image_condition(conditioning, num_latent_frames: int, height: int, width: in
 
 
 def model_inputs(conditioning, text_dim: int, text_len: int, what: str, *, y=None, clip=None,
-                 refs=None) -> List[ModelInputs]:
-    """One :class:`ModelInputs` per prompt/chunk of ``conditioning``."""
+                 refs=None, count: Optional[int] = None) -> List[ModelInputs]:
+    """One :class:`ModelInputs` per prompt/chunk of ``conditioning`` (the first ``count``)."""
     return [ModelInputs(context=c, clip_fea=clip, y=y, time_refs=refs)
-            for c in contexts(conditioning, text_dim, text_len, what)]
+            for c in contexts(conditioning, text_dim, text_len, what, count)]
 
 
 TIME_REFS = "time_dim_concat"

@@ -17,6 +17,7 @@ import torch
 
 from ..host import Progress, check_interrupt
 from .df_schedule import DFSchedule, df_schedule
+from .finite import check_finite
 from .noise import NoiseSource
 from .sigmas import Schedule
 from .solvers import make_solver
@@ -80,7 +81,8 @@ def sample_df_chunk(velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tenso
     if end_frames:
         x = torch.cat([x, end_latent.to(x.device, x.dtype)], dim=2)
     plan = chunk_schedule(frames, num_prefix, end_frames, schedule, settings)
-    solvers = [make_solver(settings.solver, schedule.sigmas) for _ in range(frames + end_frames)]
+    solver_noise = noise if noise is not None else NoiseSource(0)  # drawn from by the lcm solver only
+    solvers = [make_solver(settings.solver, schedule.sigmas, solver_noise) for _ in range(frames + end_frames)]
     a = int(settings.addnoise_condition)
     if a > 0 and num_prefix > 0 and noise is None:
         raise ValueError("addnoise_condition needs a noise source")
@@ -100,6 +102,7 @@ def sample_df_chunk(velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tenso
         v = velocity(inp, t)
         for f in torch.nonzero(plan.update_mask[r]).flatten().tolist():
             x[:, :, f] = solvers[f].step(v[:, :, f], x[:, :, f])
+        check_finite(x, r + 1, plan.rows, "denoising row")
         if progress is not None:
             progress.update(1)
     return x[:, :, :frames]

@@ -61,6 +61,16 @@ def _check_4k1(name: str, n: int) -> None:
                           % (name, n, lo, lo + 4))
 
 
+def check_window(base_num_frames: int, overlap_history: Optional[int]) -> None:
+    """The chunk window alone: both 4k+1, the overlap shorter than the window."""
+    _check_4k1("base_num_frames", base_num_frames)
+    if overlap_history is not None:
+        _check_4k1("overlap_history", overlap_history)
+        if latent_frames(overlap_history) >= latent_frames(base_num_frames):
+            raise DFPlanError("overlap_history (%d) must be shorter than base_num_frames (%d)"
+                              % (overlap_history, base_num_frames))
+
+
 def plan_df_video(num_frames: int, base_num_frames: int = 97, overlap_history: Optional[int] = 17,
                   causal_block_size: int = 1, start_image: bool = False, end_image: bool = False,
                   extension: bool = False, _suggestions: bool = True) -> DFVideoPlan:
@@ -80,9 +90,13 @@ def plan_df_video(num_frames: int, base_num_frames: int = 97, overlap_history: O
         extension: continue an input video: every chunk, the first too, starts from the last
             ``overlap_history`` frames of the video so far.
     """
+    for name, v in (("num_frames", num_frames), ("base_num_frames", base_num_frames),
+                    ("causal_block_size", causal_block_size), ("overlap_history", overlap_history)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            raise DFPlanError("%s must be a whole number, got %r" % (name, v))
     c = int(causal_block_size)
     if c < 1:
-        raise DFPlanError("causal_block_size must be at least 1")
+        raise DFPlanError("causal_block_size must be at least 1, got %d" % c)
     _check_4k1("base_num_frames", base_num_frames)
     if num_frames < 1:
         raise DFPlanError("num_frames must be positive, got %d" % num_frames)

@@ -18,15 +18,17 @@ t = 0), or an input video to extend.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 
 from ..host import check_interrupt, log
-from .chunk_store import ChunkSink, FinishedChunk
+from .chunk_store import ChunkSink, FinishedChunk, module_fingerprint, tensor_digest
 from .df_chunk import DFChunkSettings, sample_df_chunk
 from .df_plan import DFVideoPlan, plan_df_video
+from .finite import NonFiniteError
 from .guidance import Denoiser, ModelInputs
 from .noise import NoiseSource, chunk_seed
 from .resumable import PieceRun
@@ -64,8 +66,27 @@ class DFVideoSettings:
         return 0 if round(self.fps) == 16 else 1
 
     def check(self) -> None:
-        if self.width % 16 or self.height % 16:
+        for name in ("width", "height", "num_frames", "base_num_frames", "steps", "ar_step", "causal_block_size",
+                     "addnoise_condition", "seed"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ValueError("%s must be a whole number, got %r" % (name, v))
+        for name in ("shift", "guidance", "fps", "color_match_strength"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError("%s must be a finite number, got %r" % (name, v))
+        if self.width < 16 or self.height < 16 or self.width % 16 or self.height % 16:
             raise ValueError("width and height must be multiples of 16, got %dx%d" % (self.width, self.height))
+        if self.steps < 1:
+            raise ValueError("steps must be at least 1, got %d" % self.steps)
+        if self.ar_step < 0:
+            raise ValueError("ar_step must be 0 (synchronous) or more, got %d" % self.ar_step)
+        if self.causal_block_size < 1:
+            raise ValueError("causal_block_size must be at least 1, got %d" % self.causal_block_size)
+        if self.shift <= 0:
+            raise ValueError("shift must be above 0, got %r" % self.shift)
+        if self.fps <= 0:
+            raise ValueError("fps must be above 0, got %r" % self.fps)
         if self.history not in HISTORY_MODES:
             raise ValueError("history must be one of %s" % ", ".join(HISTORY_MODES))
         if self.addnoise_condition < 0 or self.addnoise_condition >= 1000:
@@ -100,20 +121,36 @@ class DFVideoResult:
 CacheFactory = Callable[[int], Tuple[object, object]]
 
 
+def plan_for(settings: DFVideoSettings, start_image: bool = False, end_image: bool = False,
+             video_frames: Optional[int] = None) -> DFVideoPlan:
+    """Check the settings and plan the chunks, before any model runs (nodes call it in their
+    checks).  ``video_frames``: frames of the video to extend, None when not extending."""
+    settings.check()
+    s = settings
+    extension = video_frames is not None
+    plan = plan_df_video(s.num_frames, s.base_num_frames, s.overlap_history, s.causal_block_size,
+                         start_image=start_image and not extension, end_image=end_image, extension=extension)
+    if extension and video_frames < s.overlap_history:
+        raise ValueError("the video to extend has %d frames; it needs at least overlap_history = %d"
+                         % (video_frames, s.overlap_history))
+    return plan
+
+
 def generate_df_video(model, codec: VideoCodec, settings: DFVideoSettings, cond: DFConditioning,
                       sink: ChunkSink, chunk_dir: Optional[str] = None,
                       cache_factory: Optional[CacheFactory] = None,
-                      color_match: Optional[Callable] = None) -> DFVideoResult:
-    """Make the whole video; finished chunks go to ``sink`` (and to ``chunk_dir`` if given)."""
-    settings.check()
+                      color_match: Optional[Callable] = None, identity: Optional[dict] = None) -> DFVideoResult:
+    """Make the whole video; finished chunks go to ``sink`` (and to ``chunk_dir`` if given).
+
+    With ``chunk_dir``, a later call with the same everything resumes after the chunks saved
+    there and gives the same video as an uninterrupted run.  The signature that decides
+    "the same" covers the settings, the prompts, images and video (every value), the DiT's and
+    the VAE's weights (a fingerprint), their dtypes, the VAE tiling, and ``identity``: what
+    else the caller knows changes the result (file names, step-cache settings, ...)."""
     s = settings
     extension = cond.video is not None
-    plan = plan_df_video(s.num_frames, s.base_num_frames, s.overlap_history, s.causal_block_size,
-                         start_image=cond.start_image is not None and not extension,
-                         end_image=cond.end_image is not None, extension=extension)
-    if extension and cond.video.shape[0] < s.overlap_history:
-        raise ValueError("the video to extend has %d frames; it needs at least overlap_history = %d"
-                         % (cond.video.shape[0], s.overlap_history))
+    plan = plan_for(s, cond.start_image is not None, cond.end_image is not None,
+                    cond.video.shape[0] if extension else None)
     _check_image(cond.start_image, s, "start image")
     _check_image(cond.end_image, s, "end image")
     _check_image(cond.video, s, "video to extend")
@@ -132,8 +169,13 @@ def generate_df_video(model, codec: VideoCodec, settings: DFVideoSettings, cond:
     history = cond.video[-plan.overlap_frames:].clone() if extension else None  # pixels, encoded on use
     latents_out: List[torch.Tensor] = []
     made = 0
-    stream = None  # latent history, untiled: one causal decoder across all chunks
-    with PieceRun(sink, chunk_dir, _signature(s, cond), asdict(s), total_rows, "diffusion forcing") as run:
+    # Latent history, untiled: one causal decoder across all chunks.  After a resume it is
+    # brought to the state it had after the saved chunks, so the frames that follow are those
+    # of an uninterrupted run.
+    stream = codec.stream() if s.history == "latent" else None
+    fed: List[torch.Tensor] = []  # what the stream has been fed, for a resume
+    signature = _signature(s, cond, model, codec, identity)
+    with PieceRun(sink, chunk_dir, signature, asdict(s), total_rows, "diffusion forcing") as run:
         progress = run.progress
         for chunk in plan.chunks:
             fin = run.saved(chunk.index)
@@ -142,8 +184,12 @@ def generate_df_video(model, codec: VideoCodec, settings: DFVideoSettings, cond:
                 history = fin.history
                 reference = fin.frames if reference is None else reference
                 latents_out.append(_new_latents(fin.latents, chunk, plan))
+                fed.append(fin.latents if chunk.index == 0 else fin.latents[:, :, plan.overlap_latents:])
                 made += fin.frames.shape[0]
                 continue
+            if fed and stream is not None:
+                stream.warm(torch.cat(fed, dim=2))
+                fed = []
 
             noise = NoiseSource(chunk_seed(s.seed, chunk.index))
             x = noise.randn((1, 16, chunk.latent_frames, h, w), device=device)
@@ -155,12 +201,15 @@ def generate_df_video(model, codec: VideoCodec, settings: DFVideoSettings, cond:
             den = Denoiser(model, cond.prompt_for(chunk.index).for_fps(s.fps_index), negative,
                            s.guidance, _caches(cache_factory, chunk, s))
             with torch.no_grad():
-                z = sample_df_chunk(den, x, chunk.prefix_latents, schedule, chunk_settings, noise,
-                                    end_latent if chunk.end_frame else None, progress)
+                try:
+                    z = sample_df_chunk(den, x, chunk.prefix_latents, schedule, chunk_settings, noise,
+                                        end_latent if chunk.end_frame else None, progress)
+                except NonFiniteError as e:
+                    raise NonFiniteError("chunk %d of %d: %s" % (chunk.index + 1, len(plan.chunks), e)) from None
             check_interrupt()
-            new, stream = _decode_new_frames(codec, stream, z, chunk, plan, s)
+            new = _decode_new_frames(codec, stream, z, chunk, plan)
             if reference is None:
-                reference = new
+                reference = as_stored(new)  # what a resumed run reads back from the chunk file
             elif s.color_match != "none" and color_match is not None:
                 new = color_match(new, reference, s.color_match, s.color_match_strength)
             history = _next_history(s, plan, z, history, new)
@@ -209,25 +258,27 @@ def _next_history(s: DFVideoSettings, plan: DFVideoPlan, z: torch.Tensor, histor
     return new_frames[-o:].clone()
 
 
-def _decode_new_frames(codec: VideoCodec, stream, z: torch.Tensor, chunk, plan: DFVideoPlan,
-                       s: DFVideoSettings):
-    """The chunk's new pixel frames, and the decoder stream to use for the next chunk.
+def as_stored(frames: torch.Tensor) -> torch.Tensor:
+    """Frames as a chunk file keeps them (8 bits), so a resumed run matches an uninterrupted one."""
+    return (frames.clamp(0, 1) * 255).round() / 255.0
+
+
+def _decode_new_frames(codec: VideoCodec, stream, z: torch.Tensor, chunk, plan: DFVideoPlan):
+    """The chunk's new pixel frames.
 
     Latent history (untiled): the new latents continue one causal decode of the whole video,
-    exactly as if it had been decoded in one piece.  Otherwise (pixel history, or tiles): the
-    chunk is decoded from its start and the overlap frames are dropped (official).
+    exactly as if it had been decoded in one piece (an extended video's stream starts at the
+    first chunk's prefix, whose frames are the input's and are dropped).  Otherwise (pixel
+    history, or tiles): the chunk is decoded from its start and the overlap frames are
+    dropped (official).
     """
     first = chunk.index == 0 and not plan.extension
-    if s.history == "latent":
-        if stream is None:
-            stream = codec.stream()
-            if stream is not None and not first:
-                # resumed run, or extension: rebuild the causal state from the overlap latents
-                stream.feed(z[:, :, :plan.overlap_latents])
-        if stream is not None:
-            return stream.feed(z if first else z[:, :, plan.overlap_latents:]), stream
+    if stream is not None:
+        if chunk.index == 0 and plan.extension:
+            stream.feed(z[:, :, :plan.overlap_latents])
+        return stream.feed(z if first else z[:, :, plan.overlap_latents:])
     frames = codec.decode(z)
-    return (frames if first else frames[plan.overlap_frames:]), stream
+    return frames if first else frames[plan.overlap_frames:]
 
 
 def _new_latents(z: torch.Tensor, chunk, plan: DFVideoPlan) -> torch.Tensor:
@@ -243,16 +294,24 @@ def _caches(factory: Optional[CacheFactory], chunk, s: DFVideoSettings):
     return factory(chunk.rows(s.steps, s.ar_step, s.causal_block_size))
 
 
-def _signature(s: DFVideoSettings, cond: DFConditioning) -> dict:
-    def digest(t):
-        if t is None:
+def _signature(s: DFVideoSettings, cond: DFConditioning, model=None, codec: Optional[VideoCodec] = None,
+               identity: Optional[dict] = None) -> dict:
+    """Everything that changes the video: a resume with another value would mix two runs."""
+    def inputs(p: Optional[ModelInputs]):
+        if p is None:
             return None
-        t = t.float().cpu()
-        return [list(t.shape), round(float(t.sum()), 3), round(float((t * t).sum()), 3)]
+        return [tensor_digest(p.context), tensor_digest(p.clip_fea), tensor_digest(p.y), p.fps]
 
+    vae = codec.vae if codec is not None else None
     return {
         "settings": asdict(s),
-        "prompts": [digest(p.context) for p in cond.prompts],
-        "negative": digest(cond.negative.context) if cond.negative is not None else None,
-        "start": digest(cond.start_image), "end": digest(cond.end_image), "video": digest(cond.video),
+        "prompts": [inputs(p) for p in cond.prompts],
+        "negative": inputs(cond.negative),
+        "start": tensor_digest(cond.start_image), "end": tensor_digest(cond.end_image),
+        "video": tensor_digest(cond.video),
+        "dit": module_fingerprint(model) if isinstance(model, torch.nn.Module) else None,
+        "dit_config": repr(getattr(model, "config", None)),
+        "vae": module_fingerprint(vae) if isinstance(vae, torch.nn.Module) else None,
+        "vae_tile": repr(codec.tile) if codec is not None else None,
+        "identity": identity or {},
     }

@@ -5,6 +5,13 @@
   steps) and a corrector on every step after the first, as the official SkyReels-V2
   ``FlowUniPCMultistepScheduler`` does.  Scalars are float32 0-d tensors like the reference.
 * :class:`EulerSolver`: ``x + (sigma_next - sigma) * v``.
+* :class:`LCMSolver`: the sampler of the step-distilled models (lightx2v, CausVid, ComfyUI's
+  ``lcm``): the clean prediction ``x0 = x - sigma v``, then fresh noise at the next sigma,
+  ``(1 - sigma_next) x0 + sigma_next noise`` (none after the last step).  The noise comes
+  from a seeded :class:`sampling.noise.NoiseSource`, so runs repeat exactly.
+* :class:`DDIMSolver`: deterministic DDIM (eta 0) with v-prediction on a discrete ᾱ schedule
+  (``sampling.alphas``), as diffusers' ``CogVideoXDDIMScheduler`` steps SkyReels-A1: the
+  coefficients are float64 numbers applied in the sample's float32.
 
 A solver holds its own multistep history, so diffusion forcing keeps one per latent frame.
 """
@@ -14,7 +21,7 @@ from typing import List, Optional
 
 import torch
 
-SOLVERS = ("unipc", "euler")
+SOLVERS = ("unipc", "euler", "lcm")
 
 
 class EulerSolver:
@@ -31,6 +38,28 @@ class EulerSolver:
         dt = (self.sigmas[i + 1] - self.sigmas[i]).to(x.device)
         self.index += 1
         return (x.float() + dt * v.float()).to(x.dtype)
+
+
+class LCMSolver:
+    def __init__(self, sigmas: torch.Tensor, noise):
+        if noise is None:
+            raise ValueError("the lcm solver needs a noise source")
+        self.sigmas = sigmas.float().cpu()
+        self.noise = noise
+        self.index = 0
+
+    @property
+    def done(self) -> bool:
+        return self.index >= self.sigmas.shape[0] - 1
+
+    def step(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        i = self.index
+        x0 = x.float() - self.sigmas[i].to(x.device) * v.float()
+        nxt = float(self.sigmas[i + 1])
+        self.index += 1
+        if nxt > 0:
+            x0 = (1 - nxt) * x0 + nxt * self.noise.randn(x.shape, device=x.device)
+        return x0.to(x.dtype)
 
 
 def _lam(sigma: torch.Tensor) -> torch.Tensor:
@@ -128,9 +157,42 @@ class UniPCSolver:
         return first(last) - ab * (res + rhos[-1].to(dev) * (model_t - m0))
 
 
-def make_solver(name: str, sigmas: torch.Tensor):
+class DDIMSolver:
+    """``step(v, x)``: from timestep t_i to t_i - num_train // N (see ``alphas.DiscreteSchedule``)."""
+
+    def __init__(self, schedule):
+        self.schedule = schedule
+        self.index = 0
+
+    @property
+    def done(self) -> bool:
+        return self.index >= self.schedule.steps
+
+    def coefficients(self, i: int):
+        """(sqrt(a_t), sqrt(1 - a_t), c1, c2) of step ``i`` as Python floats (float64)."""
+        s = self.schedule
+        a_t = s.alpha(int(s.timesteps[i]))
+        a_p = s.alpha(s.prev_timestep(i))
+        c1 = ((1 - a_p) / (1 - a_t)) ** 0.5
+        return a_t ** 0.5, (1 - a_t) ** 0.5, c1, a_p ** 0.5 - a_t ** 0.5 * c1
+
+    def step(self, v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if self.done:
+            raise RuntimeError("the solver has already taken all %d steps" % self.schedule.steps)
+        sa, sb, c1, c2 = self.coefficients(self.index)
+        dtype = x.dtype
+        x, v = x.float(), v.float()
+        x0 = sa * x - sb * v
+        self.index += 1
+        return (c1 * x + c2 * x0).to(dtype)
+
+
+def make_solver(name: str, sigmas: torch.Tensor, noise=None):
+    """A solver over ``sigmas``; ``noise`` (a NoiseSource) is drawn from by the stochastic ones."""
     if name == "unipc":
         return UniPCSolver(sigmas)
     if name == "euler":
         return EulerSolver(sigmas)
+    if name == "lcm":
+        return LCMSolver(sigmas, noise)
     raise ValueError("unknown solver %r; choose one of %s" % (name, ", ".join(SOLVERS)))

@@ -64,3 +64,11 @@ class FrameStream:
         """Normalised latents [1, 16, F, h, w] -> IMAGE frames [T, H, W, 3] on the CPU."""
         raw = self.codec.vae.denormalize(z.to(self.codec.device, torch.float32))
         return video_tensor_to_image(self.decoder.feed(raw))
+
+    def warm(self, z: torch.Tensor) -> None:
+        """Resume: the state after decoding the normalised latents ``z`` (the whole video so far,
+        from its first latent); only the decoder's causal reach is actually decoded."""
+        keep = self.decoder.reach()
+        if z.shape[2] > keep + 1:  # only what warm() decodes goes to the device
+            z = z[:, :, -(keep + 1):]
+        self.decoder.warm(self.codec.vae.denormalize(z.to(self.codec.device, torch.float32)))

@@ -13,8 +13,8 @@ from .guidance import Denoiser, ModelInputs, ReferenceDenoiser
 from .noise import NoiseSource
 from .sigmas import flow_schedule
 
-SOLVER_CHOICES = ("unipc", "euler")
-GRID_CHOICES = ("official", "diffusers")
+SOLVER_CHOICES = ("unipc", "euler", "lcm")
+GRID_CHOICES = ("official", "diffusers", "simple")  # "hunyuan" is SkyReels-V1's own (sigmas.GRIDS)
 
 
 @dataclass
@@ -31,15 +31,25 @@ class SampleSettings:
 
 
 def sample_video(model, shape: Sequence[int], cond: ModelInputs, uncond: Optional[ModelInputs],
-                 settings: SampleSettings, caches: Tuple[object, object] = (None, None)) -> torch.Tensor:
-    """Sample a normalised latent of ``shape`` [B, 16, F, h, w]; returns it on the CPU, float32."""
+                 settings: SampleSettings, caches: Tuple[object, object] = (None, None),
+                 noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Sample a normalised latent of ``shape`` [B, 16, F, h, w]; returns it on the CPU, float32.
+
+    ``cond`` / ``uncond``: :class:`ModelInputs` (Wan) or :class:`HunyuanInputs`; ``noise``
+    replaces the seeded initial noise when given."""
     device = model.device
     schedule = flow_schedule(settings.steps, settings.shift, settings.sigma_grid)
-    x = NoiseSource(settings.seed).randn(shape, device=device)
-    if cond.time_refs is not None:
+    source = NoiseSource(settings.seed)
+    if noise is not None:
+        if tuple(noise.shape) != tuple(shape):
+            raise ValueError("noise has shape %s, expected %s" % (list(noise.shape), list(shape)))
+        x = noise.to(device=device, dtype=torch.float32)
+    else:
+        x = source.randn(shape, device=device)
+    if getattr(cond, "time_refs", None) is not None:
         den = ReferenceDenoiser(model, cond, uncond, settings.cfg, settings.cfg_img, caches)
     else:
         den = Denoiser(model, cond, uncond, settings.cfg, caches)
     with torch.no_grad(), Progress(settings.steps, "sampling") as bar:
-        x = sample_flow(den, x, schedule, settings.solver, progress=bar)
+        x = sample_flow(den, x, schedule, settings.solver, progress=bar, noise=source)
     return x.float().cpu()

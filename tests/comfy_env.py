@@ -98,7 +98,8 @@ class Server:
         return [sys.executable, COMFYHOST, "--pack", ROOT, "--models", self.models, "--port", str(self.port)]
 
     def start(self) -> None:
-        args = self.base_args() + ["--keep-server", "--startup-timeout", "300"]
+        # the pack's requirements go into ComfyUI's venv first, as a user installs them
+        args = self.base_args() + ["--keep-server", "--startup-timeout", "300", "--pip-install-requirements"]
         for f in sorted(os.listdir(INPUTS)):
             args += ["--input", os.path.join(INPUTS, f)]
         proc = subprocess.run(args, capture_output=True, text=True, timeout=900)

@@ -29,12 +29,9 @@ def _deterministic():
     yield
 
 
-@pytest.fixture(scope="session")
-def demo_models(tmp_path_factory):
-    """The small random-weight demo models, written once per session."""
-    from skyreels_pack.cli.demo import write_demo_models
-
-    return write_demo_models(str(tmp_path_factory.mktemp("demo_models")))
+# Fixtures of the hostile-input tests (tests/test_hostile_*.py): the host's folders for one
+# test, and the demo models once per session (the real-ComfyUI tests use them too).
+from hostile_util import demo_models, folders  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +43,7 @@ def editor_ready():
 
 
 @pytest.fixture(scope="session")
-def comfy_server(demo_models):
+def comfy_server(demo_models):  # noqa: F811 (the fixture imported above)
     """One real ComfyUI (comfyhost) with this pack and the demo models for the whole session;
     skipped with the reason where it is not set up (a failure under SKYREELS_REQUIRE_COMFY=1)."""
     import comfy_env

@@ -29,6 +29,11 @@ def frames(name: str) -> int:
     return SMOKE[name][1]
 
 
+def fps(name: str) -> float:
+    """The frame rate of the smoke video (a third SMOKE element, else 24)."""
+    return SMOKE[name][2] if len(SMOKE[name]) > 2 else 24.0
+
+
 def size(name: str) -> Tuple[int, int]:
     """The width and height the smoke video has."""
     plain = {inp: v for node, inp, v in items(name) if node is None}

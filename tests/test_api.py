@@ -15,7 +15,9 @@ def models(tmp_path_factory):
 
 
 @pytest.mark.parametrize("key,kind", [("t2v", "dit"), ("i2v", "dit"), ("df", "dit"), ("vae", "vae"),
-                                      ("text", "umt5"), ("clip", "clip_vision")])
+                                      ("text", "umt5"), ("clip", "clip_vision"),
+                                      ("v1_t2v", "v1_dit"), ("v1_i2v", "v1_dit"), ("v1_vae", "v1_vae"),
+                                      ("v1_llama", "v1_llama"), ("v1_clip", "v1_clip_l")])
 def test_detect_and_load(models, key, kind):
     path = os.path.join(models, *MODELS[key])
     assert api.detect_component(path) == kind

@@ -55,3 +55,4 @@ def test_shipped_workflow_runs_in_comfyui(name, api_runs):
     info = probe_video(videos[0]["path"])
     assert info["frames"] == smoke.frames(name)
     assert (info["width"], info["height"]) == smoke.size(name)
+    assert abs(info["fps"] - smoke.fps(name)) < 1e-3

@@ -222,6 +222,7 @@ def test_runs_from_the_run_button(name, runs, editor):
     info = probe_video(videos[0])
     assert info["frames"] == smoke.frames(name)
     assert (info["width"], info["height"]) == smoke.size(name)
+    assert abs(info["fps"] - smoke.fps(name)) < 1e-3
 
 
 @pytest.mark.parametrize("name", sorted(SMOKE))

@@ -294,7 +294,8 @@ def test_skip_frames():
 # --------------------------------------------------------------------------- loading
 
 
-def test_loader_finds_a2_and_r2v_in_their_pipeline_folders(tmp_path):
+def test_loader_finds_a2_and_r2v_in_their_pipeline_folders(tmp_path, monkeypatch):
+    from skyreels_pack import host
     from skyreels_pack.cli.demo import refs as demo
     from skyreels_pack.cli.shipped.refs import MODELS
     from skyreels_pack.models.vision.clip_loader import load_clip_vision
@@ -304,6 +305,7 @@ def test_loader_finds_a2_and_r2v_in_their_pipeline_folders(tmp_path):
     demo.write_a2(str(tmp_path))
     demo.write_r2v(str(tmp_path))
     a2_dir, r2v_dir = (os.path.join(str(tmp_path), *MODELS[k]) for k in ("a2", "r2v"))
+    monkeypatch.setattr(host, "_model_roots", [str(tmp_path)])  # the loaders read inside the model folders only
     loader = DiTLoader()
     for path, variant in ((a2_dir, "a2"), (os.path.join(a2_dir, "transformer"), "a2"), (r2v_dir, "r2v"),
                           (os.path.join(r2v_dir, "transformer"), "r2v")):

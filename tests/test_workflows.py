@@ -5,7 +5,7 @@ import pytest
 
 from skyreels_pack.cli import workflow as wf
 from skyreels_pack.cli.main import main
-from skyreels_pack.cli.shipped import SHIPPED, SMOKE, SMOKE_COMMON, render_all
+from skyreels_pack.cli.shipped import EXTRA_SMOKE, SHIPPED, SMOKE, SMOKE_COMMON, render_all
 from skyreels_pack.media.video_io import probe_video
 from skyreels_pack.nodes.registry import NODE_CLASS_MAPPINGS
 
@@ -39,7 +39,10 @@ def test_shipped_workflows_carry_official_defaults_and_a_models_note():
         sampler = next((n for n in api.values() if n["class_type"] in ("SkyReelsSampler", "SkyReelsDFSampler")), None)
         if sampler is None:  # other families check their defaults in their own tests
             continue
-        assert sampler["inputs"]["steps"] == 30
+        if "distill" in name:  # step-distill LoRA: its makers' 4 steps without CFG
+            assert (sampler["inputs"]["steps"], sampler["inputs"]["cfg"]) == (4, 1.0)
+        else:
+            assert sampler["inputs"]["steps"] == 30
         size = sampler["inputs"] if "width" in sampler["inputs"] else next(
             n["inputs"] for n in api.values() if "width" in n["inputs"])
         assert (size["width"], size["height"]) == (960, 544)
@@ -51,7 +54,21 @@ def test_shipped_workflows_carry_official_defaults_and_a_models_note():
 
 @pytest.mark.parametrize("name", sorted(SMOKE))
 def test_workflow_runs_headless(name, demo_models, tmp_path, capsys):
-    extra, frames = SMOKE[name]
+    extra, frames = SMOKE[name][:2]
+    _run_smoke(name, extra, frames, _fps(name), demo_models, tmp_path, capsys)
+
+
+@pytest.mark.parametrize("label", sorted(EXTRA_SMOKE))
+def test_workflow_runs_headless_with_other_models(label, demo_models, tmp_path, capsys):
+    name, extra, frames = EXTRA_SMOKE[label]
+    _run_smoke(name, SMOKE[name][0] + extra, frames, _fps(name), demo_models, tmp_path, capsys)
+
+
+def _fps(name):
+    return SMOKE[name][2] if len(SMOKE[name]) > 2 else 24.0
+
+
+def _run_smoke(name, extra, frames, fps, demo_models, tmp_path, capsys):
     out = tmp_path / "out"
     rc = main(["run", os.path.join(WORKFLOWS, name), "--models", demo_models, "--output", str(out), "--quiet"]
               + _sets(SMOKE_COMMON + extra))
@@ -62,7 +79,16 @@ def test_workflow_runs_headless(name, demo_models, tmp_path, capsys):
     info = probe_video(str(videos[0]))
     assert info["frames"] == frames
     assert (info["width"], info["height"]) == (128, 96)
-    assert abs(info["fps"] - 24.0) < 1e-3
+    assert abs(info["fps"] - fps) < 1e-3
+    if info["has_audio"]:  # the sound track lasts as long as the video, within one frame
+        assert abs(_audio_seconds(str(videos[0])) - frames / fps) <= 1.0 / fps
+
+
+def _audio_seconds(path):
+    from skyreels_pack.media.audio_io import load_audio
+
+    audio = load_audio(path)
+    return audio["waveform"].shape[-1] / audio["sample_rate"]
 
 
 def test_ui_graphs_are_consistent_for_the_editor():

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 import os
 
-from . import extension, refs, wan_v2
+from . import a1, a1_driver, avatar, extension, loras, refs, v1, wan_v2
 from .common import randomize  # noqa: F401  (used by tests and benchmarks)
 
-FAMILIES = (wan_v2, refs, extension)
+FAMILIES = (wan_v2, refs, extension, loras, a1, a1_driver, v1, avatar)
 MARKER = "skyreels_demo_models.json"
 
 

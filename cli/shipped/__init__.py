@@ -5,8 +5,12 @@ Each family module exports:
 * ``SHIPPED``: {file name: function returning the graph (a list of Node / Note)};
 * ``MODELS``: {key: (ComfyUI models subfolder, name)} of the model files its workflows name
   (the demo models use the same names, in the same formats as the real files);
-* ``SMOKE``: {file name: (["INPUT=VALUE", ...], frames)}: the CPU-sized run of the tests
-  (besides width=128, height=96, steps=3) and the frame count of the video it writes;
+* ``SMOKE``: {file name: (["INPUT=VALUE", ...], frames[, fps])}: the CPU-sized run of the tests
+  (besides width=128, height=96, steps=3), the frame count of the video it writes and its
+  frame rate (24 when not given);
+* optionally ``EXTRA_SMOKE``: {label: (file name, ["INPUT=VALUE", ...], frames)}: more runs of
+  any family's workflow with other settings or models (on top of its ``SMOKE`` entry), e.g.
+  the T2V workflow on a GGUF DiT;
 
 Example media the workflows load are drawn by the writers in ``INPUT_WRITERS``
 (``python . build-workflows --inputs``).
@@ -20,17 +24,21 @@ import os
 from typing import Dict, List
 
 from ..workflow_builder import build, dumps
-from . import extension, extension_inputs, refs, refs_inputs, wan_v2, wan_v2_inputs
+from . import (a1, a1_driver, a1_driver_inputs, a1_inputs, avatar, avatar_inputs, extension, extension_inputs, loras,
+               refs, refs_inputs, v1, wan_v2, wan_v2_inputs)
 
-FAMILIES = (wan_v2, refs, extension)
+FAMILIES = (wan_v2, refs, extension, loras, a1, a1_driver, v1, avatar)
 INPUT_WRITERS = (wan_v2_inputs.write_example_inputs, refs_inputs.write_example_inputs,
-                 extension_inputs.write_example_inputs)
+                 extension_inputs.write_example_inputs, a1_inputs.write_example_inputs,
+                 a1_driver_inputs.write_example_inputs, avatar_inputs.write_example_inputs)
 
 SHIPPED: Dict = {}
 MODELS: Dict = {}
 SMOKE: Dict = {}
+EXTRA_SMOKE: Dict = {}
 for _fam in FAMILIES:
-    for _mine, _all in ((_fam.SHIPPED, SHIPPED), (_fam.MODELS, MODELS), (_fam.SMOKE, SMOKE)):
+    for _mine, _all in ((_fam.SHIPPED, SHIPPED), (_fam.MODELS, MODELS), (_fam.SMOKE, SMOKE),
+                        (getattr(_fam, "EXTRA_SMOKE", {}), EXTRA_SMOKE)):
         _clash = set(_mine) & set(_all)
         assert not _clash, "%s repeats %s" % (_fam.__name__, sorted(_clash))
         _all.update(_mine)

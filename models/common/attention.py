@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -116,13 +116,29 @@ _IMPLS = {"sdpa": sdpa, "flash_attn": _flash, "sageattn": _sage}
 _failed_backends: Dict[str, str] = {}
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str = "sdpa") -> torch.Tensor:
-    """Softmax attention with 1/sqrt(d) scaling, no mask.
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, backend: str = "sdpa",
+              key_lengths: Optional[Sequence[int]] = None) -> torch.Tensor:
+    """Softmax attention with 1/sqrt(d) scaling.
+
+    ``key_lengths`` (one int per batch row) is a key-padding mask in its simplest form: row b
+    attends only to its first ``key_lengths[b]`` keys (text padded on the right, as in
+    HunyuanVideo's joint attention).  Rows are then run one by one on their cropped keys,
+    which is exact, needs no L x L mask and works with every backend.
 
     A flash-attention or SageAttention call that fails (an unsupported head size, dtype or
     GPU) is answered by SDPA instead, with one message, and the backend is not tried again
     in this process.
     """
+    if key_lengths is not None:
+        lk = k.shape[2]
+        lengths = [min(int(n), lk) for n in key_lengths]
+        if len(lengths) != q.shape[0]:
+            raise ValueError("key_lengths has %d entries for a batch of %d" % (len(lengths), q.shape[0]))
+        if any(n < 1 for n in lengths):
+            raise ValueError("every row needs at least one valid key")
+        if any(n < lk for n in lengths):
+            return torch.cat([attention(q[b:b + 1], k[b:b + 1, :, :n], v[b:b + 1, :, :n], backend)
+                              for b, n in enumerate(lengths)], dim=0)
     if backend == "sdpa" or backend not in _IMPLS or backend in _failed_backends:
         return sdpa(q, k, v)
     try:

@@ -58,10 +58,20 @@ class CastWeights:
         return w, b
 
 
-class Linear(CastWeights, nn.Linear):
+class LoRATarget:
+    """Mixin of the Linear layers (plain, fp8, int8, nf4, GGUF): ``self.lora_out(x, out)`` adds
+    the output of a low-rank adapter registered as the child module ``lora`` (see
+    :mod:`models.lora.apply`), or returns ``out`` when there is none."""
+
+    def lora_out(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        adapter = self._modules.get("lora")
+        return out if adapter is None else adapter(x, out)
+
+
+class Linear(CastWeights, LoRATarget, nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w, b = self.cast_params(x)
-        return F.linear(x, w, b)
+        return self.lora_out(x, F.linear(x, w, b))
 
 
 class Conv3d(CastWeights, nn.Conv3d):

@@ -87,6 +87,13 @@ class TensorSource:
     def get(self, key: str) -> torch.Tensor:
         return self._handles[self._where[key]].get(key)
 
+    def quantized(self, key: str):
+        """The stored quantized form of ``key`` (a GGUF ``QuantizedTensor``), or None for a
+        plain tensor; ``get`` always returns the dequantized tensor."""
+        handle = self._handles[self._where[key]]
+        fn = getattr(handle, "quantized", None) if handle is not self else None
+        return fn(key) if fn is not None else None
+
     def nbytes(self) -> int:
         total = 0
         for k, s in self._shape.items():
@@ -139,17 +146,34 @@ class _SafetensorsFile:
 
 
 class _TorchFile:
-    """A .pth/.pt/.bin/.ckpt file, read with weights_only=True (memory-mapped when possible)."""
+    """A .pth/.pt/.bin/.ckpt file, read with weights_only=True (memory-mapped when possible).
+
+    Never with ``weights_only=False``: a pickle that holds anything but tensors and plain
+    containers is refused, so no code in a file ever runs."""
 
     def __init__(self, path: str):
+        import pickle
+        import warnings
+
         try:
-            sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError:
-            sd = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch's notes on pickle protocols
+                try:
+                    sd = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+                except RuntimeError as e:
+                    if "mmap" not in str(e) and "zip" not in str(e):
+                        raise
+                    sd = torch.load(path, map_location="cpu", weights_only=True)  # an old (non-zip) file
+        except (pickle.UnpicklingError, AttributeError, ImportError) as e:
             raise CheckpointError(
-                "cannot read %s safely (torch.load with weights_only=True refused it: %s). "
-                "Convert it to .safetensors." % (path, str(e).splitlines()[0])) from e
+                "%s holds Python objects besides tensors, which are never loaded (loading them could run code "
+                "from the file). Use a .safetensors version of the model." % path) from e
+        except Exception as e:  # noqa: BLE001 - damaged, truncated, not a PyTorch file
+            first = (str(e).splitlines() or [type(e).__name__])[0]
+            if "weights_only" in first or "Weights only" in first:
+                first = "it holds Python objects besides tensors, which are never loaded"
+            raise CheckpointError("cannot read %s as PyTorch weights (%s). Use a .safetensors version of the model."
+                                  % (path, first[:200])) from e
         sd = _unwrap(sd)
         if not isinstance(sd, dict):
             raise CheckpointError("%s does not hold a state dict" % path)
@@ -188,7 +212,9 @@ def _open_file(path: str):
     if low.endswith((".pth", ".pt", ".bin", ".ckpt")):
         return _TorchFile(path)
     if low.endswith(".gguf"):
-        raise CheckpointError("%s is a GGUF file; GGUF is not supported yet. Use a .safetensors file." % path)
+        from .gguf import GGUFFile
+
+        return GGUFFile(path)
     raise CheckpointError("unknown weight file type: %s" % path)
 
 
@@ -200,6 +226,8 @@ COMPONENT_SUBFOLDERS = {
     "vae": ("vae",),
     "umt5": ("text_encoder",),
     "clip_vision": ("image_encoder",),
+    "llama": ("text_encoder",),        # HunyuanVideo / SkyReels-V1 pipelines
+    "clip_l": ("text_encoder_2",),
 }
 COMPONENT_PATTERNS = {
     "vae": ("*VAE*.pth", "*vae*.pth", "*vae*.safetensors", "*VAE*.safetensors"),
@@ -208,12 +236,31 @@ COMPONENT_PATTERNS = {
 }
 
 
+def _index_shards(idx: str, folder: str) -> List[str]:
+    """The shard files an ``*.index.json`` names; each must be a file name inside ``folder``."""
+    try:
+        with open(idx, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError, RecursionError) as e:
+        raise CheckpointError("%s is not a readable index (%s)" % (idx, str(e)[:120])) from e
+    wm = data.get("weight_map", {}) if isinstance(data, dict) else None
+    if not isinstance(wm, dict) or not all(isinstance(v, str) and v for v in wm.values()):
+        raise CheckpointError("%s has no usable 'weight_map' (tensor name -> shard file name)" % idx)
+    root = os.path.abspath(folder)
+    files = set()
+    for v in wm.values():
+        p = os.path.normpath(os.path.join(root, v))
+        if os.path.isabs(v) or os.path.commonpath([p, root]) != root or p == root:
+            raise CheckpointError("%s names the shard %r, which is outside the model's folder; shards are read "
+                                  "from the folder of their index only" % (idx, v))
+        files.add(p)
+    return sorted(files)
+
+
 def shard_files(folder: str) -> List[str]:
     """The weight files of one model folder: from its index, else every weight file."""
     for idx in sorted(glob.glob(os.path.join(folder, "*.index.json"))):
-        with open(idx) as f:
-            wm = json.load(f).get("weight_map", {})
-        files = sorted({os.path.join(folder, v) for v in wm.values()})
+        files = _index_shards(idx, folder)
         missing = [p for p in files if not os.path.exists(p)]
         if missing:
             raise CheckpointError("%s lists shards that are missing: %s"
@@ -258,24 +305,87 @@ def component_files(path: str, component: Optional[str] = None) -> List[str]:
     return files
 
 
-def read_config(path: str, component: Optional[str] = None) -> Optional[dict]:
-    """The ``config.json`` beside the weights (component subfolder first), if any."""
+def config_file(path: str, component: Optional[str] = None) -> Optional[str]:
+    """The ``config.json`` that belongs to the weights at ``path`` (component subfolder first)."""
     if os.path.isfile(path):
         # A config.json beside a single file is only trusted by callers that check it
         # against the tensor shapes (it may describe another model of a shared folder).
-        folder = os.path.dirname(path)
-        candidates = [os.path.join(folder, "config.json")]
+        candidates = [os.path.join(os.path.dirname(path), "config.json")]
     else:
         candidates = [os.path.join(path, s, "config.json") for s in COMPONENT_SUBFOLDERS.get(component or "", ())]
         candidates.append(os.path.join(path, "config.json"))
-    for c in candidates:
-        if os.path.isfile(c):
-            try:
-                with open(c) as f:
-                    return json.load(f)
-            except (OSError, ValueError):
-                return None
-    return None
+    return next((c for c in candidates if os.path.isfile(c)), None)
+
+
+# Settings the loaders read from a config.json, with what makes sense for each.  A value
+# outside these is refused with a message naming the file (never a bare int() traceback, never
+# a model built from it).
+_WHOLE = ("dim", "ffn_dim", "num_heads", "num_layers", "in_dim", "out_dim", "text_dim", "text_len", "freq_dim",
+          "num_attention_heads", "attention_head_dim", "in_channels", "out_channels", "image_dim",
+          "pos_embed_seq_len", "rope_max_seq_len", "vocab_size", "d_model", "d_kv", "d_ff",
+          "relative_attention_num_buckets", "relative_attention_max_distance", "hidden_size", "intermediate_size",
+          "num_hidden_layers", "image_size", "z_dim", "base_dim")
+_EPS = ("eps", "layer_norm_epsilon", "layer_norm_eps")
+MAX_CONFIG_INT = 1 << 20
+
+
+def check_config(cfg, where: str) -> dict:
+    """``cfg`` if the settings the loaders read from it make sense, else a CheckpointError
+    naming ``where`` and the setting."""
+    import math
+
+    if not isinstance(cfg, dict):
+        raise CheckpointError("%s is not a JSON object of settings" % where)
+
+    def bad(key, value, want):
+        return CheckpointError("%s: %r is %s; it must be %s. Fix or remove the file." % (where, key, json.dumps(value)[:60], want))
+
+    def whole(v):
+        return isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_CONFIG_INT
+
+    for key, v in cfg.items():
+        if v is None:  # absent (diffusers writes null for unset settings); loaders that need it: require_set
+            continue
+        if key in _WHOLE and not whole(v):
+            raise bad(key, v, "a whole number from 1 to %d" % MAX_CONFIG_INT)
+        if key in _EPS and not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                                and 0 < v < 1):
+            raise bad(key, v, "a small positive number (like 1e-6)")
+        if key == "patch_size" and not (whole(v) or (isinstance(v, list) and 1 <= len(v) <= 3
+                                                    and all(whole(x) for x in v))):
+            raise bad(key, v, "a whole number or a list of up to 3 whole numbers")
+        if key in ("latents_mean", "latents_std"):
+            if not (isinstance(v, list) and v and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                       and math.isfinite(x) for x in v)):
+                raise bad(key, v, "a list of finite numbers")
+            if key == "latents_std" and any(x == 0 for x in v):
+                raise bad(key, v, "a list of non-zero numbers")
+        if key in ("vision_config", "text_config") and isinstance(v, dict):
+            check_config(v, "%s (%s)" % (where, key))
+    return cfg
+
+
+def require_set(cfg: Optional[dict], keys: Sequence[str], where: Optional[str]) -> None:
+    """A CheckpointError naming ``where`` when one of ``keys`` is present but null (the loader
+    reads it as a number)."""
+    for key in keys:
+        if cfg and key in cfg and cfg[key] is None:
+            raise CheckpointError("%s: %r is null; it must be set (a number). Fix or remove the file."
+                                  % (where or "config.json", key))
+
+
+def read_config(path: str, component: Optional[str] = None) -> Optional[dict]:
+    """The ``config.json`` beside the weights (component subfolder first), if any; checked by
+    :func:`check_config` (a damaged or nonsensical file is refused, naming it)."""
+    c = config_file(path, component)
+    if c is None:
+        return None
+    try:
+        with open(c, encoding="utf-8") as f:
+            cfg = json.load(f)
+    except (OSError, ValueError, RecursionError) as e:
+        raise CheckpointError("%s cannot be read as JSON (%s). Fix or remove the file." % (c, str(e)[:120])) from e
+    return check_config(cfg, c)
 
 
 def open_checkpoint(path: str, component: Optional[str] = None) -> TensorSource:

@@ -2,7 +2,9 @@
 
 No full-precision copy of the model is made: each tensor is read, converted to its storage
 dtype, moved to its device and assigned, then the next one.  Key mismatches produce a
-message that says what was expected and what was found.
+message that says what was expected and what was found.  Quantized GGUF weights of Linear
+layers stay quantized (the layer becomes a ``GGUFLinear``); other quantized GGUF tensors are
+dequantized into the storage dtype.
 """
 from __future__ import annotations
 
@@ -99,6 +101,21 @@ def check_keys(model: nn.Module, plan: LoadPlan, source: TensorSource, what: str
         raise CheckpointError(" ".join(parts))
 
 
+def check_scales(plan: LoadPlan, source: TensorSource) -> None:
+    """A scaled-fp8 file (it has a ``scaled_fp8`` marker or scales) must have a scale for every
+    fp8 weight: without it the weight would load off by its scale (100 % and more) silently."""
+    scaled = bool(plan.scale_map) or any(k in IGNORED_KEYS for k in plan.ignored)
+    if not scaled:
+        return
+    have = set(plan.scale_map.values())
+    missing = [mk for fk, mk in plan.key_map.items() if is_fp8(source.dtype(fk)) and mk not in have]
+    if missing:
+        raise CheckpointError(
+            "%s is a scaled-fp8 file, but %d of its fp8 weights have no scale (%s); the file is damaged or was "
+            "converted wrongly. Download it again, or use a bf16 / fp16 version."
+            % (source.files[0], len(missing), _examples(missing, 3)))
+
+
 def set_tensor(model: nn.Module, key: str, value: torch.Tensor, buffer: bool = False) -> None:
     owner_name, _, name = key.rpartition(".")
     owner = model.get_submodule(owner_name) if owner_name else model
@@ -163,13 +180,31 @@ def assign_weights(model: nn.Module, source: TensorSource, plan: LoadPlan, polic
     device = torch.device(device)
     transforms = transforms or {}
     scales_for = {mk: fk for fk, mk in plan.scale_map.items()}
+    quantized = getattr(source, "quantized", None)
     for i, (fk, mk) in enumerate(plan.key_map.items()):
-        t = source.get(fk)
+        q = quantized(fk) if quantized is not None else None
+        if q is not None:  # GGUF: Linear weights keep their blocks, everything else is dequantized
+            from .gguf import keep_quantized
+
+            if keep_quantized(model, mk, q, device):
+                if progress is not None:
+                    progress(i + 1)
+                continue
+            t = q.dequantize(torch.float32)
+        else:
+            t = source.get(fk)
         if mk in transforms:
             t = transforms[mk](t)
         target = policy(mk, t.dtype)
         scale_key = scales_for.get(mk)
-        scale = source.get(scale_key).float().reshape(()) if scale_key is not None and is_fp8(t.dtype) else None
+        scale = None
+        if scale_key is not None and is_fp8(t.dtype):
+            scale = source.get(scale_key).float()
+            if scale.numel() != 1 or not bool(torch.isfinite(scale).all()) or float(scale.reshape(())) <= 0:
+                raise CheckpointError("%s: the fp8 scale %s is %s; a scale must be one finite number above 0 (the "
+                                      "file is damaged)" % (source.files[0], scale_key,
+                                                            scale.flatten()[:4].tolist()))
+            scale = scale.reshape(())
         if is_fp8(target):
             if is_fp8(t.dtype) and t.dtype == target:
                 q = t
@@ -210,5 +245,6 @@ def build_and_fill(factory: Callable[[], nn.Module], source: TensorSource, to_mo
     plan = plan_keys(source.keys(), to_model)
     model = build_on_meta(factory)
     check_keys(model, plan, source, what)
+    check_scales(plan, source)
     assign_weights(model, source, plan, policy, device)
     return model

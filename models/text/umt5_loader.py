@@ -114,6 +114,12 @@ def load_umt5_model(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, 
 def _build(source: TensorSource, file_config: Optional[dict], where: Optional[str], weight_dtype: str,
            compute_dtype: Optional[torch.dtype], device, config: Optional[UMT5Config] = None
            ) -> Tuple[UMT5Encoder, UMT5Config]:
+    from ..loading.checkpoint import config_file, require_set
+
+    if file_config and where:
+        require_set(file_config, ("vocab_size", "d_model", "d_kv", "d_ff", "num_heads", "num_layers",
+                                  "relative_attention_num_buckets", "relative_attention_max_distance",
+                                  "layer_norm_epsilon"), config_file(where, "umt5"))
     device = torch.device(device)
     if compute_dtype is None:
         compute_dtype = default_compute_dtype(device)
@@ -124,10 +130,7 @@ def _build(source: TensorSource, file_config: Optional[dict], where: Optional[st
                 "%s is a T5 v1.1 encoder (one shared position table, e.g. Flux's t5xxl), not umT5-XXL. "
                 "SkyReels / Wan need umt5-xxl (umt5_xxl_fp16.safetensors or models_t5_umt5-xxl-enc-bf16.pth)."
                 % (where or source.files[0]))
-        raise CheckpointError(
-            "%s is not a umT5 text encoder: expected keys like 'blocks.0.attn.q.weight' (official) or "
-            "'encoder.block.0.layer.0.SelfAttention.q.weight' (transformers / ComfyUI); found e.g. %s"
-            % (where or source.files[0], ", ".join(sorted(source.keys())[:4])))
+        raise _not_umt5(where, source)
     naming, prefix = found
     names = umt5_keys.to_official_names(source.keys(), naming, prefix)
     if config is None:
@@ -194,6 +197,14 @@ def find_tokenizer(source: TensorSource, weights_path: Optional[str],
         "weights, or pass tokenizer_path." % (weights_path or "these weights", where))
 
 
+def _not_umt5(where: Optional[str], source: TensorSource) -> CheckpointError:
+    from ..loading.identify import wrong_component
+
+    return wrong_component(where or source.files[0], source, "umt5",
+                           "'blocks.0.attn.q.weight' (official) or 'encoder.block.0.layer.0.SelfAttention.q.weight' "
+                           "(transformers / ComfyUI)")
+
+
 def load_umt5(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, weight_dtype: str = "auto",
               compute_dtype: Optional[torch.dtype] = None, device: Union[str, torch.device] = "cpu",
               tokenizer_path: Optional[str] = None) -> TextEncoder:
@@ -210,6 +221,8 @@ def load_umt5(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, weight
             default: the embedded one, else a folder found beside the weights.
     """
     source, file_config, where = open_weights(path, "umt5")
+    if detect(source) is None and not umt5_keys.is_shared_bias_t5(source.keys()):
+        raise _not_umt5(where, source)  # before the tokenizer search, which would only say "no tokenizer"
     tokenizer = find_tokenizer(source, where, tokenizer_path)  # fail early, before the big read
     model, config = _build(source, file_config, where, weight_dtype, compute_dtype, device)
     if tokenizer.vocab_size > config.vocab:

@@ -79,11 +79,12 @@ def load_clip_vision_model(path: Union[str, Dict[str, torch.Tensor], TensorSourc
     source, file_config, where = open_weights(path, "clip_vision")
     found = detect(source)
     if found is None:
-        raise CheckpointError(
-            "%s is not a CLIP vision tower: expected keys like 'visual.transformer.0.attn.to_qkv.weight' (official), "
-            "'vision_model.encoder.layers.0.self_attn.q_proj.weight' (transformers / ComfyUI clip_vision_h) or "
-            "'visual.transformer.resblocks.0.attn.in_proj_weight' (open_clip); found e.g. %s"
-            % (where or source.files[0], ", ".join(sorted(source.keys())[:4])))
+        from ..loading.identify import wrong_component
+
+        raise wrong_component(where or source.files[0], source, "clip_vision",
+                              "'visual.transformer.0.attn.to_qkv.weight' (official), "
+                              "'vision_model.encoder.layers.0.self_attn.q_proj.weight' (transformers / ComfyUI "
+                              "clip_vision_h) or 'visual.transformer.resblocks.0.attn.in_proj_weight' (open_clip)")
     naming, prefix = found
     view = clip_keys.mapped_source(source, naming, prefix)
     if config is None:

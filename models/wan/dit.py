@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from ...host import check_interrupt
 from ..common import ops
 from ..common.attention import attention
+from . import audio_adapter
 from .dit_config import WanDiTConfig
 
 # --------------------------------------------------------------------------- helpers
@@ -195,10 +196,14 @@ class WanBlock(nn.Module):
         self.cross_attn = CrossAttention(dim, cfg.num_heads, cfg.qk_norm, cfg.eps, image=bool(cfg.image_dim))
         self.ffn = nn.Sequential(ops.Linear(dim, cfg.ffn_dim), nn.GELU(approximate="tanh"), ops.Linear(cfg.ffn_dim, dim))
         self.modulation = nn.Parameter(torch.zeros(1, 6, dim))
+        if cfg.audio is not None:  # A2V: norm_x + audio_cross_attn
+            audio_adapter.add_block_layers(self, dim, cfg.num_heads, cfg.eps, cfg.audio)
 
     def forward(self, x: torch.Tensor, mod: torch.Tensor, text: torch.Tensor, image: Optional[torch.Tensor],
-                rope, grid, backend: str, causal_block_size: Optional[int], dtype: torch.dtype) -> torch.Tensor:
-        """x [B, L, D] float32; mod [B, Fe, 6, D] float32 (time + fps projection)."""
+                rope, grid, backend: str, causal_block_size: Optional[int], dtype: torch.dtype,
+                audio: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """x [B, L, D] float32; mod [B, Fe, 6, D] float32 (time + fps projection); audio: A2V
+        audio tokens [B, F, N, C] of the latent frames."""
         m = self.modulation.float().to(mod.device).unsqueeze(1) + mod  # [B, Fe, 6, D]
         shift_sa, scale_sa, gate_sa, shift_ff, scale_ff, gate_ff = (m[:, :, i:i + 1] for i in range(6))
 
@@ -207,6 +212,8 @@ class WanBlock(nn.Module):
 
         h = self.norm3(x) if self.norm3 is not None else x
         x = x + self.cross_attn(h.to(dtype), text, image, backend).float()
+        if audio is not None:
+            x = audio_adapter.block_audio(self, x, audio, grid[0], backend, dtype)
 
         h = modulate(layer_norm(x, self.eps), shift_ff, scale_ff).to(dtype)
         return add_gated(x, self.ffn(h), gate_ff)
@@ -287,6 +294,8 @@ class WanDiT(nn.Module):
         cache: an optional step cache (TeaCache) that may skip the block stack.
         rope_frame_offset: temporal RoPE position of the first frame of ``x`` (default 0).
         segments: :class:`LatentSegment` s appended after ``x`` on the token axis.
+        audio: talking-avatar (A2V) models only: wav2vec2 windows [B, Fv, 5, 12, 768] per video
+            frame (Fv = 4 (F - 1) + 1); zeros for the audio-free guidance branch.
 
     Returns the velocity prediction [B, out_dim, F, H, W] in float32 (for ``x`` only).
     """
@@ -307,6 +316,8 @@ class WanDiT(nn.Module):
         self.head = Head(cfg)
         if cfg.image_dim:
             self.img_emb = ImageEmbedding(cfg.image_dim, D, cfg.image_pos_len)
+        if cfg.audio is not None:
+            self.audio_proj = audio_adapter.AudioProjModel(cfg.audio)
 
         # Run-time settings (not weights).
         self.compute_dtype: torch.dtype = torch.float32
@@ -316,6 +327,13 @@ class WanDiT(nn.Module):
         self.block_hooks = None
 
     # ------------------------------------------------------------------ pieces
+
+    def key_aliases(self, name: str):
+        """Other spellings of parameter ``name`` in files in circulation: the diffusers name
+        (LoRAs made for diffusers' transformer find their layers through it)."""
+        from .dit_keys import official_to_diffusers
+
+        return [official_to_diffusers(name)]
 
     @property
     def device(self) -> torch.device:
@@ -364,13 +382,27 @@ class WanDiT(nn.Module):
             image = self.img_emb(clip_fea.to(self.device)).to(dt)
         return text, image
 
-    def run_blocks(self, x, mod, text, image, rope, grid, causal_block_size):
+    def embed_audio(self, audio: Optional[torch.Tensor], frames: int) -> Optional[torch.Tensor]:
+        """A2V: per-video-frame wav2vec2 windows [B, Fv, 5, 12, 768] -> tokens [B, F, 32, 768]."""
+        if self.config.audio is None:
+            if audio is not None:
+                raise ValueError("this model has no audio adapter; do not pass audio")
+            return None
+        if audio is None:
+            raise ValueError("talking-avatar (A2V) models need audio windows (zeros for the audio-free branch)")
+        tokens = self.audio_proj(audio, self.compute_dtype)
+        if tokens.shape[1] != frames:
+            raise ValueError("the audio covers %d latent frames, the latent has %d" % (tokens.shape[1], frames))
+        return tokens
+
+    def run_blocks(self, x, mod, text, image, rope, grid, causal_block_size, audio=None):
         hooks = self.block_hooks
         for i, block in enumerate(self.blocks):
             check_interrupt()
             if hooks is not None:
                 hooks.before_block(i, block)
-            x = block(x, mod, text, image, rope, grid, self.attention_backend, causal_block_size, self.compute_dtype)
+            x = block(x, mod, text, image, rope, grid, self.attention_backend, causal_block_size, self.compute_dtype,
+                      audio)
             if hooks is not None:
                 hooks.after_block(i, block)
         return x
@@ -389,7 +421,8 @@ class WanDiT(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, context: torch.Tensor,
                 clip_fea: Optional[torch.Tensor] = None, y: Optional[torch.Tensor] = None,
                 fps=None, *, causal_block_size: Optional[int] = None, cache=None,
-                rope_frame_offset: int = 0, segments: Sequence[LatentSegment] = ()) -> torch.Tensor:
+                rope_frame_offset: int = 0, segments: Sequence[LatentSegment] = (),
+                audio: Optional[torch.Tensor] = None) -> torch.Tensor:
         cfg = self.config
         dev, dt = self.device, self.compute_dtype
         if x.dim() != 5:
@@ -408,12 +441,18 @@ class WanDiT(nn.Module):
         rope = rope_table(grid, cfg.head_dim, dev, rope_frame_offset)
         frames = grid[0]
         causal = causal_block_size if causal_block_size is not None else self.causal_block_size
+        if causal is not None and (isinstance(causal, bool) or not isinstance(causal, int) or causal < 1):
+            raise ValueError("causal_block_size must be None (full attention) or a whole number of latent frames "
+                             "of at least 1, got %r" % (causal,))
         if segments:
             if causal:
                 raise ValueError("block-causal attention does not combine with latent segments")
             x, t, rope, frames = self.append_segments(x, t, rope, grid, segments)
         e, e0 = self.embed_time(t, B, frames, fps, dev)
         text, image = self.embed_context(context, clip_fea)
+        tokens = self.embed_audio(audio, grid[0])
+        if tokens is not None and segments:
+            raise ValueError("audio does not combine with latent segments")
 
         if cache is not None:
             residual = cache.lookup(e, e0)
@@ -421,10 +460,10 @@ class WanDiT(nn.Module):
                 x = x + residual.to(x.device)
             else:
                 x_in = x
-                x = self.run_blocks(x, e0, text, image, rope, grid, causal)
+                x = self.run_blocks(x, e0, text, image, rope, grid, causal, tokens)
                 cache.store(x - x_in)
         else:
-            x = self.run_blocks(x, e0, text, image, rope, grid, causal)
+            x = self.run_blocks(x, e0, text, image, rope, grid, causal, tokens)
 
         out = self.head(x, e)[:, :math.prod(grid)]  # segment tokens give no output
         return self.unpatchify(out, grid).float()

@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Optional, Tuple
 
+from .audio_adapter import AudioAdapterConfig
+
 # Variants with the I2V key shapes (image branch, 36 input channels) and with the T2V ones.
 # v3_extend / v3_shot: SkyReels-V3 single-shot extension (``transformer/``) and shot
 # switching (``shot_transformer/``), T2V-shaped.
@@ -47,6 +49,8 @@ class WanDiTConfig:
     # have T2V-shaped keys and A2 I2V-shaped ones, so this comes from the file name, the
     # config or the user when the keys cannot tell.
     variant: str = "t2v"
+    # SkyReels-V3 talking avatar (A2V): the audio adapter (``audio_adapter``); None = absent.
+    audio: Optional[AudioAdapterConfig] = None
 
     @property
     def model_type(self) -> str:
@@ -96,6 +100,7 @@ class WanDiTConfig:
             image_dim=1280 if model_type in ("i2v", "flf2v") else None,
             image_pos_len=514 if model_type == "flf2v" else None,
             inject_sample_info=bool(cfg.get("inject_sample_info", False)),
+            audio=AudioAdapterConfig.from_official(cfg),
         )
         c.variant = "i2v" if c.image_dim else ("df" if c.inject_sample_info else "t2v")
         return c

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
+from .audio_adapter import AudioAdapterConfig
 from .dit_config import WanDiTConfig
 
 # Prefixes put in front of the official names by ComfyUI and other tools.
@@ -163,7 +164,8 @@ def infer_config(shapes: Mapping[str, Sequence[int]], hints: Optional[Dict] = No
         text_dim=text_dim, freq_dim=freq_dim, patch_size=patch,
         qk_norm="blocks.0.self_attn.norm_q.weight" in shapes,
         cross_attn_norm="blocks.0.norm3.weight" in shapes,
-        image_dim=image_dim, image_pos_len=pos, inject_sample_info=fps)
+        image_dim=image_dim, image_pos_len=pos, inject_sample_info=fps,
+        audio=AudioAdapterConfig.from_shapes(shapes))
     cfg.variant = "i2v" if image_dim else ("df" if fps else "t2v")
     for k, v in hints.items():
         if v is not None and hasattr(cfg, k):

@@ -3,7 +3,8 @@
 Accepted: official folders (``config.json`` + one or many ``.safetensors``, index files),
 diffusers folders (``transformer/``) and files, ComfyUI repackaged single files (prefix
 ``model.diffusion_model.``), fp32 / bf16 / fp16 / fp8 (e4m3fn, e5m2, scaled fp8 with
-per-weight ``scale_weight``), ``.pth`` read with ``weights_only=True``.  The naming and the
+per-weight ``scale_weight``), ``.pth`` read with ``weights_only=True``, and GGUF files
+(city96's layout, ``general.architecture`` = ``wan``; Linear weights stay quantized).  The naming and the
 configuration are detected from the keys and shapes; the model is built on the meta device
 and filled one tensor at a time.
 """
@@ -17,13 +18,19 @@ from typing import Dict, Optional, Tuple, Union
 import torch
 
 from ..common.ops import default_compute_dtype
-from ..loading.checkpoint import CheckpointError, TensorSource, open_weights
+from ..loading.checkpoint import CheckpointError, TensorSource, config_file, open_weights, require_set
 from ..loading.materialize import build_and_fill, parse_weight_dtype, storage_policy
 from . import dit_keys
 from .dit import WanDiT
 from .dit_config import WanDiTConfig
 
-_FP8_ELIGIBLE = re.compile(r"^blocks\.\d+\.(self_attn|cross_attn|ffn)\.[\w.]*weight$")
+_FP8_ELIGIBLE = re.compile(r"^blocks\.\d+\.(self_attn|cross_attn|audio_cross_attn|ffn)\.[\w.]*weight$")
+
+
+# config.json settings the Wan configs read as numbers (official and diffusers names)
+WAN_CONFIG_NUMBERS = ("dim", "ffn_dim", "num_heads", "num_layers", "in_dim", "out_dim", "text_dim", "text_len",
+                      "freq_dim", "eps", "patch_size", "num_attention_heads", "attention_head_dim", "in_channels",
+                      "out_channels", "rope_max_seq_len")
 
 
 def fp8_eligible(key: str) -> bool:
@@ -71,6 +78,17 @@ def variant_from_name(path: str) -> Optional[str]:
         if found or not _GENERIC_NAME.match(part):
             return found
     return None
+
+
+def _named_variant(where: Optional[str], metadata: Dict[str, str]) -> Optional[str]:
+    """The variant the file or folder name says, else the model name a GGUF file carries
+    (``general.name`` / ``general.basename``)."""
+    found = variant_from_name(where) if where else None
+    for name in (metadata.get("general.name"), metadata.get("general.basename")):
+        if found:
+            break
+        found = _variant_of_name(name) if name else None
+    return found
 
 
 # Class names in a transformer ``config.json`` / pipeline ``model_index.json`` that tell the
@@ -190,17 +208,24 @@ def load_wan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, wei
     if compute_dtype is None:
         compute_dtype = default_compute_dtype(device)
     source, file_config, where = open_weights(v3_extension_folder(path, variant), "dit")
+    if file_config and where:
+        require_set(file_config, WAN_CONFIG_NUMBERS, config_file(where, "dit"))
+    if "general.architecture" in source.metadata:  # GGUF: the family is written in the file
+        from ..loading.gguf import check_architecture
+
+        check_architecture(source, "wan", "Wan / SkyReels DiT")
     found = detect(source)
     if found is None:
-        raise CheckpointError(
-            "%s is not a Wan / SkyReels DiT: expected keys like 'blocks.0.self_attn.q.weight' (official), "
-            "'model.diffusion_model.blocks.0...' (ComfyUI) or 'blocks.0.attn1.to_q.weight' (diffusers); "
-            "found e.g. %s" % (where or "the given weights", ", ".join(sorted(source.keys())[:4])))
+        from ..loading.identify import wrong_component
+
+        raise wrong_component(where or "the given weights", source, "dit",
+                              "'blocks.0.self_attn.q.weight' (official), 'model.diffusion_model.blocks.0...' "
+                              "(ComfyUI) or 'blocks.0.attn1.to_q.weight' (diffusers)")
     naming, prefix = found
     if config is None:
         config, names = config_from_source(source, naming, prefix, file_config)
         config.variant = reconcile_variant(config, variant or variant_from_config(file_config, where)
-                                           or (variant_from_name(where) if where else None))
+                                           or _named_variant(where, source.metadata))
     else:
         names = dit_keys.to_official_names(source.keys(), naming, prefix)
     policy = storage_policy(parse_weight_dtype(weight_dtype), compute_dtype, fp8_eligible)
@@ -212,4 +237,5 @@ def load_wan_dit(path: Union[str, Dict[str, torch.Tensor], TensorSource], *, wei
     model.attention_backend = resolve_backend(attention, torch.device(compute_device or device), log)
     model.eval().requires_grad_(False)
     model.source_path = where
+    model.source_types = source.metadata.get("gguf.tensor_types", "")
     return model, config

@@ -29,6 +29,7 @@ convert to and from the normalised latents the DiT works on.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -388,6 +389,40 @@ class StreamDecoder:
         self.vae = vae
         self.cache = FeatureCache()
         self.latent_frames = 0
+
+    def reach(self) -> int:
+        """Latent frames that determine the stream's state: after decoding any ``reach()``
+        consecutive latents, the causal caches hold exactly what they hold after decoding
+        the whole video up to there (each causal conv remembers ``kernel - 1`` input frames,
+        which are ``(kernel - 1) / rate`` latent frames at its place in the decoder)."""
+        vae = self.vae
+        total, rate = 0.0, 1
+        layers = [vae.conv2, vae.decoder.conv1, *vae.decoder.middle, *vae.decoder.upsamples, vae.decoder.head]
+        for layer in layers:
+            for m in layer.modules():
+                if isinstance(m, CausalConv3d):
+                    total += m.context / rate
+            if isinstance(layer, Resample) and layer.mode == "upsample3d":
+                rate *= 2
+        return int(math.ceil(total)) + 1
+
+    @torch.no_grad()
+    def warm(self, z_raw: torch.Tensor) -> None:
+        """Bring a new stream to the state it has after decoding ``z_raw`` (the latents of the
+        video so far, from its first frame), without keeping the frames: only the last
+        :meth:`reach` latents are decoded, so resuming a long video costs a bounded decode.
+        Frames fed afterwards equal those of an uninterrupted stream exactly."""
+        if self.latent_frames:
+            raise RuntimeError("warm() starts a new stream; this one has already decoded frames")
+        n = z_raw.shape[2]
+        keep = self.reach()
+        if n > keep:  # the video's first frame is behind us: no layer treats a frame as frame 0
+            for m in self.vae.decoder.modules():
+                if isinstance(m, Resample) and m.mode == "upsample3d":
+                    self.cache.put(m, True)
+            z_raw = z_raw[:, :, n - keep:]
+        self.feed(z_raw)
+        self.latent_frames = n
 
     @torch.no_grad()
     def feed(self, z_raw: torch.Tensor, clamp: bool = True) -> torch.Tensor:
