@@ -31,19 +31,19 @@ def _collect(golden=None):
 
 
 def _other_cases(folder):
-    """Two public top-level cases under other names, a case of a family not built yet two levels
-    down, and one of a family that has no public cases at all."""
+    """Two public top-level cases under other names, and cases of two families no pack builds
+    (names no family will take), one of them three levels down."""
     public = sorted(glob.glob(os.path.join(DEFAULT_DIR, "*.json")))[:1] + \
         sorted(glob.glob(os.path.join(DEFAULT_DIR, "*.safetensors")))[:1]
     assert len(public) == 2, "the public golden folder %s has no cases" % DEFAULT_DIR
     for i, src in enumerate(public):
         shutil.copy(src, os.path.join(folder, "mine_%d_%s" % (i, os.path.basename(src))))
-    deep = os.path.join(folder, "a1", "deep", "er")
+    deep = os.path.join(folder, "zz_unbuilt", "deep", "er")
     os.makedirs(deep)
     with open(os.path.join(deep, "made_up.json"), "w") as f:
         json.dump({"kind": "made_up_kind"}, f)
-    os.makedirs(os.path.join(folder, "newfamily"))
-    with open(os.path.join(folder, "newfamily", "x.json"), "w") as f:
+    os.makedirs(os.path.join(folder, "zz_newfamily"))
+    with open(os.path.join(folder, "zz_newfamily", "x.json"), "w") as f:
         json.dump({"kind": "x"}, f)
     return [os.path.basename(p) for p in public]
 
@@ -57,7 +57,7 @@ def test_only_case_discovery_depends_on_the_golden_dir(tmp_path):
     golden = {t[len(GOLDEN_TESTS):] for t in other if t.startswith(GOLDEN_TESTS)}
     assert golden == {"test_golden_folder_has_cases",
                       "test_golden_case[mine_0_%s]" % names[0], "test_golden_case[mine_1_%s]" % names[1],
-                      "test_golden_family_not_built_yet[a1]", "test_golden_family_not_built_yet[newfamily]"}
+                      "test_golden_family_not_built_yet[zz_unbuilt]", "test_golden_family_not_built_yet[zz_newfamily]"}
     assert {t for t in public if t.startswith(GOLDEN_TESTS)} != {GOLDEN_TESTS + t for t in golden}
 
 
