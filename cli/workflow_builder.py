@@ -2,15 +2,18 @@
 
 The shipped workflows are described in ``cli/shipped/`` (one module per family) as small graphs (nodes with
 widget values by name, links by input name) and turned into editor JSON here, with widget
-values in the order the editor saves them (``editor_widget_values``), so they cannot drift from the node definitions.
+values in the order the editor saves them (``editor_widget_values``), and laid out by
+``workflow_layout`` so that no node or preview covers another, so they cannot drift from the node definitions.
 """
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from .workflow import EDITOR_UPLOAD_VALUE, has_control, has_upload, is_widget, widget_inputs
+from .workflow_layout import TITLE_H, arrange, fit_view, is_result_preview, node_height
 
 PACK_ID = "comfyui-skyreels"
 
@@ -31,7 +34,7 @@ class Note:
     id: int
     pos: Tuple[int, int]
     text: str
-    size: Tuple[int, int] = (460, 360)
+    size: Tuple[int, int] = (340, 420)   # one column wide (nodes are 320, columns 380 apart)
 
 
 def _default(spec):
@@ -59,7 +62,8 @@ def editor_widget_values(cls, widgets: Dict[str, Any]) -> List[Any]:
     return values + uploads
 
 
-def build(nodes: List[Any], classes: Dict[str, type], version: str = "0.1.0") -> dict:
+def build(nodes: List[Any], classes: Dict[str, type], version: str = "0.1.0", file_name: str = "") -> dict:
+    """The editor JSON of a graph; ``file_name`` makes the workflow's id unique."""
     real = [n for n in nodes if isinstance(n, Node)]
     by_id = {n.id: n for n in real}
     links: List[list] = []
@@ -78,11 +82,14 @@ def build(nodes: List[Any], classes: Dict[str, type], version: str = "0.1.0") ->
             links.append([lid, src, slot, n.id, None, t])
             out_links.setdefault((src, slot), []).append(lid)
             in_link[(n.id, name)] = lid
+    sizes = {n.id: _size(n, classes) for n in nodes}
+    grows = {n.id: isinstance(n, Node) and is_result_preview(classes[n.type]) for n in nodes}
+    pos = arrange([(n.id, n.pos, sizes[n.id], grows[n.id], _label(n)) for n in nodes])
     ui_nodes = []
     order = _order(real)
     for n in nodes:
         if isinstance(n, Note):
-            ui_nodes.append({"id": n.id, "type": "Note", "pos": list(n.pos), "size": list(n.size), "flags": {},
+            ui_nodes.append({"id": n.id, "type": "Note", "pos": list(pos[n.id]), "size": list(sizes[n.id]), "flags": {},
                              "order": 0, "mode": 0, "inputs": [], "outputs": [], "properties": {},
                              "widgets_values": [n.text], "color": "#432", "bgcolor": "#653"})
             continue
@@ -113,8 +120,7 @@ def build(nodes: List[Any], classes: Dict[str, type], version: str = "0.1.0") ->
         names = getattr(cls, "RETURN_NAMES", cls.RETURN_TYPES)
         for i, t in enumerate(cls.RETURN_TYPES):
             outputs.append({"name": names[i], "type": t, "links": out_links.get((n.id, i), []), "slot_index": i})
-        height = n.size[1] or 46 + 24 * (len(inputs) + len(values)) + 20 * len(outputs)
-        node = {"id": n.id, "type": n.type, "pos": list(n.pos), "size": [n.size[0], height], "flags": {},
+        node = {"id": n.id, "type": n.type, "pos": list(pos[n.id]), "size": list(sizes[n.id]), "flags": {},
                 "order": order[n.id], "mode": 0, "inputs": inputs, "outputs": outputs,
                 "properties": {"Node name for S&R": n.type, "cnr_id": PACK_ID, "ver": version},
                 "widgets_values": values}
@@ -122,9 +128,25 @@ def build(nodes: List[Any], classes: Dict[str, type], version: str = "0.1.0") ->
             node["title"] = n.title
         ui_nodes.append(node)
     ids = [n.id for n in nodes]
-    return {"id": "00000000-0000-4000-8000-%012d" % sum(ids), "revision": 0, "last_node_id": max(ids),
+    view = fit_view([((pos[i][0], pos[i][1] - TITLE_H, pos[i][0] + sizes[i][0], pos[i][1] + sizes[i][1]), grows[i])
+                     for i in ids])
+    wid = str(uuid.uuid5(uuid.NAMESPACE_URL, "%s/workflows/%s" % (PACK_ID, file_name))) if file_name else \
+        "00000000-0000-4000-8000-%012d" % sum(ids)
+    return {"id": wid, "revision": 0, "last_node_id": max(ids),
             "last_link_id": len(links), "nodes": ui_nodes, "links": links, "groups": [], "config": {},
-            "extra": {"ds": {"scale": 0.75, "offset": [40, 40]}}, "version": 0.4}
+            "extra": {"ds": view}, "version": 0.4}
+
+
+def _size(n, classes) -> Tuple[int, int]:
+    if isinstance(n, Note):
+        return tuple(n.size)
+    return n.size[0], n.size[1] or node_height(classes[n.type])
+
+
+def _label(n) -> str:
+    if isinstance(n, Note):
+        return "the Note #%d" % n.id
+    return "%s #%d" % (n.title or n.type, n.id)
 
 
 def _tname(t):

@@ -109,7 +109,7 @@ class DFSampler:
                 "negative": ("CONDITIONING", {"lazy": True, "tooltip": "The negative prompt."}),
                 **size_inputs(960, 544, 257, frames_tip=(
                     "Frames to make, 4k+1 (257 = 10 s, 737 = 30 s at 24 fps). When extending a video: the new "
-                    "frames to add, a multiple of 4.")),
+                    "frames to add, a multiple of 4."), frames_step=1),
                 "seed": seed_input(),
                 "steps": ("INT", {"default": 30, "min": 1, "max": 200, "tooltip": "Denoising steps per chunk (30)."}),
                 "cfg": ("FLOAT", {"default": 6.0, "min": 0.0, "max": 30.0, "step": 0.1,

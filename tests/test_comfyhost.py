@@ -1,54 +1,58 @@
-"""The shipped workflows inside a real ComfyUI server (../shared/tools/comfyhost).
+"""Every shipped workflow inside a real ComfyUI server (../shared/tools/comfyhost), through its
+HTTP API, on the demo models shrunk by the workflow's SMOKE settings.
 
-Opt-in: set SKYREELS_COMFYHOST=1 (it starts a ComfyUI server, about a minute per run).
-Needs the comfyhost tool set up (``bash ../shared/tools/comfyhost/setup.sh``).
+Uses the session's ComfyUI (``comfy_server`` in conftest.py); skipped with the reason where
+ComfyUI is not set up, a failure under ``SKYREELS_REQUIRE_COMFY=1`` (``.ci/run``).
 """
 import json
 import os
 import subprocess
-import sys
 
 import pytest
+import smoke
 
 from skyreels_pack.cli import workflow as wf
-from skyreels_pack.cli.demo import write_demo_models
-from skyreels_pack.nodes.registry import NODE_CLASS_MAPPINGS
-from skyreels_pack.cli.shipped import SMOKE, SMOKE_COMMON
+from skyreels_pack.cli.shipped import SMOKE
+from skyreels_pack.media.video_io import probe_video
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOOL = os.path.normpath(os.path.join(ROOT, "..", "shared", "tools", "comfyhost", "run_workflow.py"))
-INPUTS = os.path.join(ROOT, "workflows", "inputs")
-
-pytestmark = pytest.mark.skipif(os.environ.get("SKYREELS_COMFYHOST") != "1" or not os.path.exists(TOOL),
-                                reason="real-ComfyUI runs are opt-in: SKYREELS_COMFYHOST=1 with comfyhost set up")
 
 
-def _small(name, tmp_path):
+def _small(name, folder):
     data = wf.load(os.path.join(ROOT, "workflows", name))
-    extra = SMOKE[name][0]
-    count = 0
-    for item in SMOKE_COMMON + extra:
-        k, v = item.split("=", 1)
-        node, _, inp = k.rpartition(".")  # NODE.INPUT: only nodes of that type or title
-        nodes = [n for n in data["nodes"] if not node or node in (n.get("type"), n.get("title"))]
-        try:
-            value = json.loads(v)
-        except ValueError:  # plain text, as the headless --set takes it
-            value = v
-        count += wf.set_ui_widgets({"nodes": nodes}, NODE_CLASS_MAPPINGS, {inp: value})
-    assert count >= 3
-    p = tmp_path / name
+    settings = smoke.items(name)
+    assert smoke.apply(data, settings) >= len(settings)
+    p = folder / name
     p.write_text(json.dumps(data))
     return str(p)
 
 
-def test_shipped_workflows_run_in_comfyui(tmp_path):
-    models = write_demo_models(str(tmp_path / "models"))
-    # the pack's requirements go into ComfyUI's venv, as a user installs them (mediapipe for A1)
-    cmd = [sys.executable, TOOL, "--pack", ROOT, "--models", models, "--timeout", "900", "--pip-install-requirements"]
-    for f in sorted(os.listdir(INPUTS)):
-        cmd += ["--input", os.path.join(INPUTS, f)]
+@pytest.fixture(scope="module")
+def api_runs(comfy_server, tmp_path_factory):
+    """All SMOKE workflows, run once through the server's API: {file name: the tool's record}."""
+    comfy_server.clear_outputs()
+    folder = tmp_path_factory.mktemp("comfyhost_workflows")
+    cmd = comfy_server.base_args() + ["--timeout", "900"]
     for name in sorted(SMOKE):
-        cmd += ["--workflow", _small(name, tmp_path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+        cmd += ["--workflow", _small(name, folder)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    try:
+        report = json.loads(proc.stdout[proc.stdout.index("{"):])
+    except ValueError:
+        pytest.fail("comfyhost gave no report (exit %d):\n%s" % (proc.returncode, proc.stderr[-4000:]))
+    runs = {os.path.basename(r["workflow"]): r for r in report.get("workflows", [])}
+    return runs, proc
+
+
+@pytest.mark.parametrize("name", sorted(SMOKE))
+def test_shipped_workflow_runs_in_comfyui(name, api_runs):
+    runs, proc = api_runs
+    assert name in runs, proc.stderr[-4000:]
+    rec = runs[name]
+    assert rec["status"] == "success" and not rec.get("node_errors"), json.dumps(rec, indent=1)[-4000:]
+    videos = [f for f in rec.get("files", []) if f["path"].endswith(".mp4")]
+    assert len(videos) == 1 and videos[0]["exists"], rec.get("files")
+    info = probe_video(videos[0]["path"])
+    assert info["frames"] == smoke.frames(name)
+    assert (info["width"], info["height"]) == smoke.size(name)
+    assert abs(info["fps"] - smoke.fps(name)) < 1e-3

@@ -4,7 +4,6 @@ import os
 import pytest
 
 from skyreels_pack.cli import workflow as wf
-from skyreels_pack.cli.demo import write_demo_models
 from skyreels_pack.cli.main import main
 from skyreels_pack.cli.shipped import EXTRA_SMOKE, SHIPPED, SMOKE, SMOKE_COMMON, render_all
 from skyreels_pack.media.video_io import probe_video
@@ -16,11 +15,6 @@ WORKFLOWS = os.path.join(ROOT, "workflows")
 
 def _sets(items):
     return [arg for item in items for arg in ("--set", item)]
-
-
-@pytest.fixture(scope="session")
-def demo_models(tmp_path_factory):
-    return write_demo_models(str(tmp_path_factory.mktemp("demo_models")))
 
 
 def test_every_shipped_workflow_has_a_case():

@@ -48,7 +48,7 @@ SMOKE_COMMON = ["width=128", "height=96", "steps=3"]
 
 
 def render_all(classes) -> Dict[str, str]:
-    return {name: dumps(build(fn(), classes)) for name, fn in SHIPPED.items()}
+    return {name: dumps(build(fn(), classes, file_name=name)) for name, fn in SHIPPED.items()}
 
 
 def write_all(folder: str, classes) -> List[str]:

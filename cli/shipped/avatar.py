@@ -68,7 +68,7 @@ def talking_avatar() -> list:
               "portrait": (6, 0), "audio_features": (8, 0), "connection": (11, 0), "options": (12, 0)}),
         Node(14, "SkyReelsSaveVideo", (1180, 40), {"fps": 25.0, "filename_prefix": "SkyReels/avatar"},
              {"images": (13, 0), "audio": (13, 1), "fps": (13, 2)}),
-        Note(90, (1180, 420), _note(), size=(520, 520)),
+        Note(90, (1540, 40), _note(), size=(520, 520)),
     ]
 
 

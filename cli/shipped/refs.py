@@ -82,7 +82,7 @@ def a2_elements() -> list:
                   "image_encoder/ ...), or its transformer/ folder",
             "Elements: subject and object are padded with white to the video's aspect, the background is "
             "centre-cropped. One or two elements work too (disconnect the others); one element gives the "
-            "image-to-video layout (the official code fails there)."), size=(480, 520)),
+            "image-to-video layout (the official code fails there)."), size=(360, 620)),
     ]
 
 
@@ -109,7 +109,7 @@ def v3_reference() -> list:
                    "...), or its transformer/ folder",
             "Up to 4 references (people, objects, places). 540P or 480P for GPUs under 24 GB. Guidance: cfg above 1 "
             "turns on the three-pass guidance with image_cfg (the pipeline's own defaults were 7.5 and 5)."),
-             size=(480, 520)),
+             size=(360, 620)),
     ]
 
 

@@ -60,38 +60,38 @@ def _loaders(dit: str, y: int = 0, clip: bool = False):
         Node(3, "SkyReelsVAELoader", (40, y + 480), {"model": MODELS["vae"][1]}),
     ]
     if clip:
-        nodes.append(Node(4, "SkyReelsCLIPVisionLoader", (40, y + 680), {"model": MODELS["clip"][1]}))
+        nodes.append(Node(4, "SkyReelsCLIPVisionLoader", (40, y + 700), {"model": MODELS["clip"][1]}))
     return nodes
 
 
 def t2v() -> list:
     return _loaders("t2v") + [
         Node(10, "SkyReelsTextEncode", (420, 40), {"prompt": PROMPT}, {"text_encoder": (2, 0)}),
-        Node(11, "SkyReelsEmptyLatent", (420, 420), {"width": 960, "height": 544, "num_frames": 97}),
+        Node(11, "SkyReelsEmptyLatent", (420, 300), {"width": 960, "height": 544, "num_frames": 97}),
         Node(12, "SkyReelsSampler", (800, 40), {"steps": 30, "cfg": 6.0, "shift": 8.0},
              {"model": (1, 0), "positive": (10, 0), "negative": (10, 1), "latent": (11, 0)}),
         Node(13, "SkyReelsVAEDecode", (1180, 40), {}, {"vae": (3, 0), "latent": (12, 0)}),
-        Node(14, "SkyReelsSaveVideo", (1180, 200), {"fps": 24.0, "filename_prefix": "SkyReels/t2v"},
+        Node(14, "SkyReelsSaveVideo", (1180, 140), {"fps": 24.0, "filename_prefix": "SkyReels/t2v"},
              {"images": (13, 0)}),
-        Note(90, (800, 420), "SkyReels-V2 text-to-video, official defaults: 960x544, 97 frames (4 s at 24 fps), "
+        Note(90, (800, 380), "SkyReels-V2 text-to-video, official defaults: 960x544, 97 frames (4 s at 24 fps), "
                              "30 steps, cfg 6, shift 8.\n\n" + _models_note(["t2v", "text", "vae"])),
     ]
 
 
 def i2v() -> list:
     return _loaders("i2v", clip=True) + [
-        Node(5, "SkyReelsLoadImage", (40, 860), {"image": EXAMPLE_IMAGE}),
+        Node(5, "SkyReelsLoadImage", (420, 300), {"image": EXAMPLE_IMAGE}),
         Node(10, "SkyReelsTextEncode", (420, 40), {"prompt": I2V_PROMPT}, {"text_encoder": (2, 0)}),
-        Node(11, "SkyReelsCLIPVisionEncode", (420, 420), {}, {"clip_vision": (4, 0), "image": (5, 0)}),
-        Node(12, "SkyReelsImageToVideo", (420, 580), {"width": 960, "height": 544, "num_frames": 97},
+        Node(11, "SkyReelsCLIPVisionEncode", (420, 680), {}, {"clip_vision": (4, 0), "image": (5, 0)}),
+        Node(12, "SkyReelsImageToVideo", (800, 40), {"width": 960, "height": 544, "num_frames": 97},
              {"positive": (10, 0), "negative": (10, 1), "vae": (3, 0), "start_image": (5, 0),
               "clip_vision_output": (11, 0)}),
-        Node(13, "SkyReelsSampler", (800, 40), {"steps": 30, "cfg": 5.0, "shift": 5.0},
+        Node(13, "SkyReelsSampler", (800, 300), {"steps": 30, "cfg": 5.0, "shift": 5.0},
              {"model": (1, 0), "positive": (12, 0), "negative": (12, 1), "latent": (12, 2)}),
         Node(14, "SkyReelsVAEDecode", (1180, 40), {}, {"vae": (3, 0), "latent": (13, 0)}),
-        Node(15, "SkyReelsSaveVideo", (1180, 200), {"fps": 24.0, "filename_prefix": "SkyReels/i2v"},
+        Node(15, "SkyReelsSaveVideo", (1180, 140), {"fps": 24.0, "filename_prefix": "SkyReels/i2v"},
              {"images": (14, 0)}),
-        Note(90, (800, 420), "SkyReels-V2 image-to-video, official defaults: 960x544 (swapped for portrait "
+        Note(90, (800, 660), "SkyReels-V2 image-to-video, official defaults: 960x544 (swapped for portrait "
                              "images), 97 frames, 30 steps, cfg 5, shift 5. Put the start image in ComfyUI/input.\n\n"
              + _models_note(["i2v", "text", "clip", "vae"])),
     ]
@@ -103,11 +103,11 @@ def _df(title: str, sampler: Dict, options: Dict, extra_nodes=(), extra_links=No
     links.update(extra_links or {})
     return _loaders("df") + list(extra_nodes) + [
         Node(10, "SkyReelsTextEncode", (420, 40), {"prompt": prompt}, {"text_encoder": (2, 0)}),
-        Node(11, "SkyReelsDFOptions", (420, 420), options),
+        Node(11, "SkyReelsDFOptions", (420, 300), options),
         Node(12, "SkyReelsDFSampler", (800, 40), sampler, links, title=title),
         Node(13, "SkyReelsSaveVideo", (1180, 40), {"fps": 24.0, "filename_prefix": "SkyReels/df"},
              {"images": (12, 0)}),
-        Note(90, (1180, 300), note + "\n\n" + _models_note(["df", "text", "vae"])),
+        Note(90, (800, 540), note + "\n\n" + _models_note(["df", "text", "vae"])),
     ]
 
 
@@ -138,7 +138,7 @@ def df_i2v() -> list:
                {"width": 960, "height": 544, "num_frames": 97, "steps": 30, "cfg": 6.0, "shift": 5.0,
                 "ar_step": 0, "causal_block_size": 1},
                {"base_num_frames": 97, "overlap_history": 17, "addnoise_condition": 20},
-               extra_nodes=[Node(5, "SkyReelsLoadImage", (40, 680), {"image": EXAMPLE_IMAGE})],
+               extra_nodes=[Node(5, "SkyReelsLoadImage", (40, 700), {"image": EXAMPLE_IMAGE})],
                extra_links={"start_image": (5, 0)}, prompt=I2V_PROMPT,
                note="Image-to-video with a DF model: the start image becomes the first latent frame. Shift 5 is "
                     "suggested for image-to-video. Describe the first frame in the prompt.")
@@ -149,8 +149,8 @@ def df_start_end() -> list:
                {"width": 960, "height": 544, "num_frames": 97, "steps": 30, "cfg": 6.0, "shift": 5.0,
                 "ar_step": 0, "causal_block_size": 1},
                {"base_num_frames": 97, "overlap_history": 17, "addnoise_condition": 20},
-               extra_nodes=[Node(5, "SkyReelsLoadImage", (40, 680), {"image": EXAMPLE_IMAGE}, title="Start image"),
-                            Node(6, "SkyReelsLoadImage", (40, 900), {"image": EXAMPLE_END_IMAGE}, title="End image")],
+               extra_nodes=[Node(5, "SkyReelsLoadImage", (40, 700), {"image": EXAMPLE_IMAGE}, title="Start image"),
+                            Node(6, "SkyReelsLoadImage", (420, 700), {"image": EXAMPLE_END_IMAGE}, title="End image")],
                extra_links={"start_image": (5, 0), "end_image": (6, 0)}, prompt=I2V_PROMPT,
                note="Start and end frame in one 97-frame chunk (the official example). The 14B DF model follows "
                     "the end frame better than the 1.3B one.")
@@ -161,7 +161,7 @@ def df_extend() -> list:
                {"width": 960, "height": 544, "num_frames": 160, "steps": 30, "cfg": 6.0, "shift": 8.0,
                 "ar_step": 0, "causal_block_size": 1},
                {"base_num_frames": 97, "overlap_history": 17, "addnoise_condition": 20},
-               extra_nodes=[Node(5, "SkyReelsLoadVideo", (40, 680), {"video": EXAMPLE_VIDEO})],
+               extra_nodes=[Node(5, "SkyReelsLoadVideo", (40, 700), {"video": EXAMPLE_VIDEO})],
                extra_links={"video": (5, 0)},
                note="Extends the loaded video by 160 new frames (2 chunks of 80). The video is resized to the "
                     "width and height; it needs at least overlap_history (17) frames. The output starts with the "
