@@ -47,6 +47,12 @@ from .models.cogvideox.loader import load_cogvideox_transformer
 from .models.cogvideox.vae_loader import load_cogvideox_vae
 from .sampling.a1_plan import plan_a1_video
 from .sampling.a1_video import A1Codec, A1VideoSettings, generate_a1_video
+from .models.a1.driver import DriverResult, DriverSettings, Models3D
+from .models.a1.driver import drive as drive_landmarks
+from .models.a1.face_align import align_face
+from .models.a1.face_detect import FaceLandmarks, NoFaceError
+from .models.a1.portrait import face_embedding, frame_portrait
+from .models.vision.siglip import load_siglip
 
 __all__ = [
     "load", "detect_component", "COMPONENTS", "CheckpointError", "TensorSource",
@@ -61,7 +67,8 @@ __all__ = [
     "LatentSegment", "plan_extension", "ExtensionSettings", "ExtensionConditioning", "extend_video",
     "load_lora", "read_lora", "apply_loras", "prepare_for_sampling", "release",
     "load_cogvideox_transformer", "load_cogvideox_vae", "plan_a1_video", "A1Codec", "A1VideoSettings",
-    "generate_a1_video",
+    "generate_a1_video", "load_siglip", "frame_portrait", "face_embedding", "align_face", "FaceLandmarks",
+    "NoFaceError", "drive_landmarks", "DriverSettings", "DriverResult", "Models3D",
     "load_hunyuan_dit", "HunyuanDiT", "HunyuanDiTConfig", "load_hunyuan_vae", "HunyuanVAE", "HunyuanVAEConfig",
     "load_llama_encoder", "load_clip_l", "HunyuanTextEncoder", "HunyuanInputs",
 ]

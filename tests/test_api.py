@@ -1,6 +1,7 @@
 """The library door: detect and load each component from the demo files."""
 import os
 
+import numpy as np
 import pytest
 import torch
 
@@ -50,3 +51,34 @@ def test_not_a_model(tmp_path):
     save_file({"foo.weight": torch.zeros(2, 2)}, str(p))
     with pytest.raises(api.CheckpointError, match="none of"):
         api.detect_component(str(p))
+
+
+def test_a1_landmark_driver_through_the_library_door():
+    """The A1 driver and face pieces are reachable from api: the example portrait driven by the
+    first frames of the example clip gives a control video of 1 + driving frames."""
+    pytest.importorskip("mediapipe")
+    from PIL import Image
+
+    from skyreels_pack.cli.shipped import a1_driver_inputs as inputs
+    from skyreels_pack.media.video_io import read_video
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    task = os.path.join(root, "..", "shared", "models", "mediapipe", "face_landmarker_v2_with_blendshapes.task")
+    if not os.path.isfile(task):
+        pytest.skip("the test FaceLandmarker is not here: %s" % task)
+    examples = os.path.join(root, "workflows", "inputs")
+    portrait = np.array(Image.open(os.path.join(examples, inputs.PORTRAIT)).convert("RGB"))
+    frames, _, _ = read_video(os.path.join(examples, inputs.DRIVING))
+    landmarker = api.FaceLandmarks(task, min_confidence=0.1, blendshapes=True)
+    try:
+        res = api.drive_landmarks(portrait, frames[:6], landmarker, api.DriverSettings(retarget="2d"),
+                                  width=240, height=160, fps=0)
+        assert isinstance(res, api.DriverResult)
+        assert tuple(res.control.shape) == (7, 160, 240, 3)
+        assert float(res.control[1:].std()) > 0.0        # landmarks were drawn
+        with pytest.raises(api.NoFaceError):
+            landmarker.five_points(np.zeros((200, 200, 3), np.uint8))
+    finally:
+        landmarker.close()
+    framed = api.frame_portrait(portrait, 720, 480)
+    assert framed.shape == (480, 720, 3)
