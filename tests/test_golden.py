@@ -35,11 +35,12 @@ def test_golden_folder_has_cases():
     assert _FILES, "no golden cases found in %s; set SKYREELS_GOLDEN_DIR" % golden_dir()
 
 
-@pytest.mark.parametrize("family", _PENDING)
-def test_golden_family_not_built_yet(family):
-    n = sum(1 for p in _FILES if family_of(p) == family)
-    pytest.skip("golden folder %s/ (%d cases): the pack does not implement this family yet"
-                % (family, n))
+if _PENDING:    # every family built: no test at all (an empty parametrize would be a nameless skip)
+    @pytest.mark.parametrize("family", _PENDING)
+    def test_golden_family_not_built_yet(family):
+        n = sum(1 for p in _FILES if family_of(p) == family)
+        pytest.skip("golden folder %s/ (%d cases): the pack does not implement this family yet"
+                    % (family, n))
 
 
 @pytest.mark.parametrize("path", _BUILT, ids=case_id)
