@@ -160,5 +160,6 @@ def add_block_layers(block: nn.Module, dim: int, num_heads: int, eps: float, cfg
 
 def block_audio(block: nn.Module, x: torch.Tensor, tokens: torch.Tensor, frames: int, backend: str,
                 dtype: torch.dtype) -> torch.Tensor:
-    """x + the block's audio cross-attention (x float32 [B, L, D])."""
-    return x + block.audio_cross_attn(block.norm_x(x).to(dtype), tokens, frames, backend).float()
+    """x += the block's audio cross-attention, in place (x float32 [B, L, D], L = frames x tokens
+    per frame: the whole sequence or a chunk of whole frames; tokens [B, frames, N, C])."""
+    return x.add_(block.audio_cross_attn(block.norm_x(x).to(dtype), tokens, frames, backend))

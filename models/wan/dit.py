@@ -19,12 +19,17 @@ Parameter names are the official Wan names (``blocks.0.self_attn.q.weight`` ...)
 official state dict loads as it is; ``dit_keys`` maps the diffusers and ComfyUI namings.
 The residual stream, norms, modulation and RoPE run in float32; the matrix products run in
 ``compute_dtype`` (float32 on CPU, bf16 or fp16 on GPUs) with weights cast per layer.
+
+Memory: a block updates the residual stream in place and, apart from it and the q, k, v of
+self-attention, holds only :data:`TOKEN_CHUNK` tokens' worth of anything at a time (whole
+latent frames: norms, modulation, projections, RoPE, attention outputs, cross-attention,
+feed-forward).  Every token's arithmetic is the same as over the whole sequence.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -35,6 +40,12 @@ from ..common import ops
 from ..common.attention import attention
 from . import audio_adapter
 from .dit_config import WanDiTConfig
+
+# Tokens a block works on at a time, in whole latent frames (at least one frame): everything
+# but the residual stream and self-attention's q, k, v exists for one such chunk only.  16k
+# tokens keep the matrix products large; one chunk covers a whole 480P 5-second video per frame
+# group, 720P x 121 frames (+4 reference frames, 126k tokens) runs in 9 chunks of 4 frames.
+TOKEN_CHUNK = 16384
 
 # --------------------------------------------------------------------------- helpers
 
@@ -86,6 +97,14 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return torch.view_as_real(pairs * torch.complex(cos, sin)).flatten(-2)
 
 
+def rotate_into(out: torch.Tensor, x: torch.Tensor, freqs: torch.Tensor) -> None:
+    """``out`` [B, T, H, d] (any dtype) = ``x`` [B, T, H*d] rotated by ``freqs`` [T, 1, d/2]
+    (complex ``cos + i sin``), computed in float32 like :func:`apply_rope`.  A float32 ``x``
+    is rotated in place (it is a temporary of the caller)."""
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (out.shape[2], -1, 2)))
+    out.copy_(torch.view_as_real(pairs.mul_(freqs)).flatten(-2))
+
+
 def layer_norm(x: torch.Tensor, eps: float) -> torch.Tensor:
     """Parameter-free LayerNorm in float32."""
     x = x.float()
@@ -113,10 +132,53 @@ def add_gated(x: torch.Tensor, y: torch.Tensor, g: torch.Tensor) -> torch.Tensor
     return torch.addcmul(x.view(B, fe, L // fe, D), y.view(B, fe, L // fe, D), g).view(B, L, D)
 
 
+def add_gated_(x: torch.Tensor, y: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """:func:`add_gated` in place: x += y * g (x float32 [B, L, D], may be a token slice)."""
+    B, L, D = x.shape
+    fe = g.shape[1]
+    x.view(B, fe, L // fe, D).addcmul_(y.view(B, fe, L // fe, D), g)
+    return x
+
+
+@dataclass(frozen=True)
+class Span:
+    """A chunk of the token sequence: whole latent frames."""
+
+    tokens: slice      # its tokens
+    frames: slice      # its latent frames (rows of per-frame modulation)
+    keys: int          # self-attention sees keys [0, keys): all, or up to the end of its causal block
+
+
+def token_spans(num_tokens: int, per_frame: int, causal_block_size: Optional[int] = None,
+                chunk: Optional[int] = None) -> List[Span]:
+    """Chunks of at most ``chunk`` (:data:`TOKEN_CHUNK`) tokens, or one frame, cut on frame
+    boundaries and, with block-causal attention, on causal block boundaries."""
+    frames = num_tokens // per_frame
+    step = max(1, (chunk or TOKEN_CHUNK) // per_frame)
+    block = causal_block_size or frames
+    spans = []
+    for b0 in range(0, frames, block):
+        b1 = min(b0 + block, frames)
+        keys = b1 * per_frame if causal_block_size else num_tokens
+        for f0 in range(b0, b1, step):
+            f1 = min(f0 + step, b1)
+            spans.append(Span(slice(f0 * per_frame, f1 * per_frame), slice(f0, f1), keys))
+    return spans
+
+
+def at(m: torch.Tensor, span: Span) -> torch.Tensor:
+    """The rows of a per-frame modulation [B, Fe, 1, D] for ``span`` (all of it when Fe = 1)."""
+    return m if m.shape[1] == 1 else m[:, span.frames]
+
+
 # --------------------------------------------------------------------------- attention
 
 
 class SelfAttention(nn.Module):
+    """Self-attention in two calls per token chunk: :meth:`project` writes q, k, v of the
+    chunk into whole-sequence buffers, then :meth:`attend` gives the projected output of the
+    chunk's queries (so no whole-sequence attention output exists)."""
+
     def __init__(self, dim: int, num_heads: int, qk_norm: bool, eps: float):
         super().__init__()
         self.num_heads = num_heads
@@ -127,31 +189,20 @@ class SelfAttention(nn.Module):
         self.norm_q = ops.RMSNorm(dim, eps) if qk_norm else nn.Identity()
         self.norm_k = ops.RMSNorm(dim, eps) if qk_norm else nn.Identity()
 
-    def forward(self, x: torch.Tensor, rope: Tuple[torch.Tensor, torch.Tensor],
-                grid: Tuple[int, int, int], backend: str, causal_block_size: Optional[int]) -> torch.Tensor:
-        B, L, D = x.shape
-        n = self.num_heads
-        cos, sin = rope
-        q = apply_rope(self.norm_q(self.q(x)).view(B, L, n, -1), cos, sin)
-        k = apply_rope(self.norm_k(self.k(x)).view(B, L, n, -1), cos, sin)
-        v = self.v(x).view(B, L, n, -1)
-        q, k, v = (t.to(x.dtype).transpose(1, 2) for t in (q, k, v))  # [B, n, L, d]
-        if causal_block_size:
-            out = _block_causal_attention(q, k, v, grid, causal_block_size, backend)
-        else:
-            out = attention(q, k, v, backend)
-        return self.o(out.transpose(1, 2).reshape(B, L, D))
+    def project(self, h: torch.Tensor, freqs: torch.Tensor, q: torch.Tensor, k: torch.Tensor,
+                v: torch.Tensor) -> None:
+        """h [B, T, D] (compute dtype) -> q, k normed and rotated, v, written into the slices
+        q, k, v [B, T, H, d] of the buffers."""
+        rotate_into(q, self.norm_q(self.q(h)), freqs)
+        rotate_into(k, self.norm_k(self.k(h)), freqs)
+        v.copy_(self.v(h).view(v.shape))
 
-
-def _block_causal_attention(q, k, v, grid, block: int, backend: str) -> torch.Tensor:
-    """Tokens of frame-block b attend to every token of blocks <= b (official AR mask)."""
-    f, h, w = grid
-    per_frame = h * w
-    out = torch.empty_like(q)
-    for start in range(0, f, block):
-        qs, qe = start * per_frame, min(start + block, f) * per_frame
-        out[:, :, qs:qe] = attention(q[:, :, qs:qe], k[:, :, :qe], v[:, :, :qe], backend)
-    return out
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, span: Span, backend: str) -> torch.Tensor:
+        """Output [B, T, D] of the queries of ``span`` (q, k, v [B, L, H, d])."""
+        B, T = q.shape[0], span.tokens.stop - span.tokens.start
+        out = attention(q[:, span.tokens].transpose(1, 2), k[:, :span.keys].transpose(1, 2),
+                        v[:, :span.keys].transpose(1, 2), backend)
+        return self.o(out.transpose(1, 2).reshape(B, T, -1))
 
 
 class CrossAttention(SelfAttention):
@@ -169,17 +220,20 @@ class CrossAttention(SelfAttention):
         B, L, _ = t.shape
         return t.to(dtype).view(B, L, self.num_heads, -1).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, text: torch.Tensor, image: Optional[torch.Tensor], backend: str) -> torch.Tensor:
-        B, L, D = x.shape
-        dt = x.dtype
-        q = self._heads(self.norm_q(self.q(x)), dt)
-        k = self._heads(self.norm_k(self.k(text)), dt)
-        v = self._heads(self.v(text), dt)
-        out = attention(q, k, v, backend)
+    def context(self, text: torch.Tensor, image: Optional[torch.Tensor], dtype: torch.dtype):
+        """Keys and values of the text (and image) tokens, computed once per block."""
+        kv = [self._heads(self.norm_k(self.k(text)), dtype), self._heads(self.v(text), dtype)]
         if self.has_image and image is not None:
-            ki = self._heads(self.norm_k_img(self.k_img(image)), dt)
-            vi = self._heads(self.v_img(image), dt)
-            out = out + attention(q, ki, vi, backend)
+            kv += [self._heads(self.norm_k_img(self.k_img(image)), dtype), self._heads(self.v_img(image), dtype)]
+        return kv
+
+    def forward(self, x: torch.Tensor, context: Sequence[torch.Tensor], backend: str) -> torch.Tensor:
+        """x [B, T, D] (compute dtype), context from :meth:`context` -> [B, T, D]."""
+        B, L, D = x.shape
+        q = self._heads(self.norm_q(self.q(x)), x.dtype)
+        out = attention(q, context[0], context[1], backend)
+        if len(context) > 2:
+            out = out + attention(q, context[2], context[3], backend)
         return self.o(out.transpose(1, 2).reshape(B, L, D))
 
 
@@ -200,23 +254,39 @@ class WanBlock(nn.Module):
             audio_adapter.add_block_layers(self, dim, cfg.num_heads, cfg.eps, cfg.audio)
 
     def forward(self, x: torch.Tensor, mod: torch.Tensor, text: torch.Tensor, image: Optional[torch.Tensor],
-                rope, grid, backend: str, causal_block_size: Optional[int], dtype: torch.dtype,
+                freqs: torch.Tensor, grid, backend: str, causal_block_size: Optional[int], dtype: torch.dtype,
                 audio: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """x [B, L, D] float32; mod [B, Fe, 6, D] float32 (time + fps projection); audio: A2V
-        audio tokens [B, F, N, C] of the latent frames."""
+        """x [B, L, D] float32, updated in place and returned; mod [B, Fe, 6, D] float32 (time +
+        fps projection); freqs [L, 1, d/2] complex RoPE; audio: A2V audio tokens [B, F, N, C] of
+        the latent frames.  Works on :func:`token_spans` chunks (see :data:`TOKEN_CHUNK`)."""
+        B, L, D = x.shape
         m = self.modulation.float().to(mod.device).unsqueeze(1) + mod  # [B, Fe, 6, D]
         shift_sa, scale_sa, gate_sa, shift_ff, scale_ff, gate_ff = (m[:, :, i:i + 1] for i in range(6))
+        spans = token_spans(L, grid[1] * grid[2], causal_block_size)
 
-        h = modulate(layer_norm(x, self.eps), shift_sa, scale_sa).to(dtype)
-        x = add_gated(x, self.self_attn(h, rope, grid, backend, causal_block_size), gate_sa)
+        # self-attention: q, k, v of every token first, then each chunk's queries
+        attn = self.self_attn
+        q, k, v = (torch.empty(B, L, attn.num_heads, D // attn.num_heads, dtype=dtype, device=x.device)
+                   for _ in range(3))
+        for s in spans:
+            h = modulate(layer_norm(x[:, s.tokens], self.eps), at(shift_sa, s), at(scale_sa, s)).to(dtype)
+            attn.project(h, freqs[s.tokens], q[:, s.tokens], k[:, s.tokens], v[:, s.tokens])
+        for s in spans:
+            add_gated_(x[:, s.tokens], attn.attend(q, k, v, s, backend), at(gate_sa, s))
+        del q, k, v
 
-        h = self.norm3(x) if self.norm3 is not None else x
-        x = x + self.cross_attn(h.to(dtype), text, image, backend).float()
-        if audio is not None:
-            x = audio_adapter.block_audio(self, x, audio, grid[0], backend, dtype)
-
-        h = modulate(layer_norm(x, self.eps), shift_ff, scale_ff).to(dtype)
-        return add_gated(x, self.ffn(h), gate_ff)
+        # cross-attention, audio, feed-forward: token by token, so chunk by chunk
+        context = self.cross_attn.context(text, image, dtype)
+        for s in spans:
+            xs = x[:, s.tokens]
+            h = self.norm3(xs) if self.norm3 is not None else xs
+            xs.add_(self.cross_attn(h.to(dtype), context, backend))
+            if audio is not None:
+                audio_adapter.block_audio(self, xs, audio[:, s.frames], s.frames.stop - s.frames.start,
+                                          backend, dtype)
+            h = modulate(layer_norm(xs, self.eps), at(shift_ff, s), at(scale_ff, s)).to(dtype)
+            add_gated_(xs, self.ffn(h), at(gate_ff, s))
+        return x
 
 
 class Head(nn.Module):
@@ -226,11 +296,15 @@ class Head(nn.Module):
         self.head = ops.Linear(cfg.dim, math.prod(cfg.patch_size) * cfg.out_dim)
         self.modulation = nn.Parameter(torch.zeros(1, 2, cfg.dim))
 
-    def forward(self, x: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
-        """x [B, L, D] float32, e [B, Fe, D] float32 -> [B, L, prod(patch) * out] float32."""
+    def forward(self, x: torch.Tensor, e: torch.Tensor, spans: Optional[Sequence[Span]] = None) -> torch.Tensor:
+        """x [B, L, D] float32, e [B, Fe, D] float32 -> [B, L, prod(patch) * out] float32;
+        with ``spans``, only their tokens (in order), one chunk at a time."""
         m = self.modulation.float().to(e.device).unsqueeze(1) + e.unsqueeze(2)  # [B, Fe, 2, D]
         shift, scale = m[:, :, 0:1], m[:, :, 1:2]
-        return self.head(modulate(layer_norm(x, self.eps), shift, scale))
+        if spans is None:
+            return self.head(modulate(layer_norm(x, self.eps), shift, scale))
+        return torch.cat([self.head(modulate(layer_norm(x[:, s.tokens], self.eps), at(shift, s), at(scale, s)))
+                          for s in spans], dim=1)
 
 
 class ImageEmbedding(nn.Module):
@@ -395,13 +469,14 @@ class WanDiT(nn.Module):
             raise ValueError("the audio covers %d latent frames, the latent has %d" % (tokens.shape[1], frames))
         return tokens
 
-    def run_blocks(self, x, mod, text, image, rope, grid, causal_block_size, audio=None):
+    def run_blocks(self, x, mod, text, image, freqs, grid, causal_block_size, audio=None):
+        """The block stack over x [B, L, D] float32, which the blocks update in place."""
         hooks = self.block_hooks
         for i, block in enumerate(self.blocks):
             check_interrupt()
             if hooks is not None:
                 hooks.before_block(i, block)
-            x = block(x, mod, text, image, rope, grid, self.attention_backend, causal_block_size, self.compute_dtype,
+            x = block(x, mod, text, image, freqs, grid, self.attention_backend, causal_block_size, self.compute_dtype,
                       audio)
             if hooks is not None:
                 hooks.after_block(i, block)
@@ -424,7 +499,7 @@ class WanDiT(nn.Module):
                 rope_frame_offset: int = 0, segments: Sequence[LatentSegment] = (),
                 audio: Optional[torch.Tensor] = None) -> torch.Tensor:
         cfg = self.config
-        dev, dt = self.device, self.compute_dtype
+        dev = self.device
         if x.dim() != 5:
             raise ValueError("x must be [B, C, F, H, W], got shape %s" % list(x.shape))
         if y is not None:
@@ -437,7 +512,7 @@ class WanDiT(nn.Module):
         if cfg.image_dim and clip_fea is None:
             raise ValueError("image-to-video models need clip_fea (CLIP image tokens)")
 
-        x = self.patch_embedding(x.to(dev, dt)).flatten(2).transpose(1, 2).float()  # [B, L, D]
+        x = self.embed_patches(x)  # [B, L, D] float32
         rope = rope_table(grid, cfg.head_dim, dev, rope_frame_offset)
         frames = grid[0]
         causal = causal_block_size if causal_block_size is not None else self.causal_block_size
@@ -453,6 +528,8 @@ class WanDiT(nn.Module):
         tokens = self.embed_audio(audio, grid[0])
         if tokens is not None and segments:
             raise ValueError("audio does not combine with latent segments")
+        freqs = torch.complex(*rope)  # [L, 1, d/2], once for every block
+        del rope
 
         if cache is not None:
             residual = cache.lookup(e, e0)
@@ -460,13 +537,19 @@ class WanDiT(nn.Module):
                 x = x + residual.to(x.device)
             else:
                 x_in = x
-                x = self.run_blocks(x, e0, text, image, rope, grid, causal, tokens)
+                x = self.run_blocks(x.clone(), e0, text, image, freqs, grid, causal, tokens)  # blocks work in place
                 cache.store(x - x_in)
+                del x_in
         else:
-            x = self.run_blocks(x, e0, text, image, rope, grid, causal, tokens)
+            x = self.run_blocks(x, e0, text, image, freqs, grid, causal, tokens)
 
-        out = self.head(x, e)[:, :math.prod(grid)]  # segment tokens give no output
+        out = self.head(x, e, token_spans(math.prod(grid), grid[1] * grid[2]))  # segment tokens give no output
         return self.unpatchify(out, grid).float()
+
+    def embed_patches(self, z: torch.Tensor) -> torch.Tensor:
+        """Latent [B, C, F, H, W] -> tokens [B, L, D] float32, contiguous (the blocks update it in place)."""
+        z = self.patch_embedding(z.to(self.device, self.compute_dtype)).flatten(2).transpose(1, 2)
+        return z.to(torch.float32, memory_format=torch.contiguous_format)
 
     def patch_grid(self, x: torch.Tensor) -> Tuple[int, int, int]:
         """(frames, rows, cols) of the token grid of a latent [B, C, F, H, W]."""
@@ -498,7 +581,7 @@ class WanDiT(nn.Module):
                 raise ValueError("a latent segment is %dx%d latents, x is %dx%d; they must match"
                                  % (z.shape[4], z.shape[3], grid[2] * self.config.patch_size[2],
                                     grid[1] * self.config.patch_size[1]))
-            tokens.append(self.patch_embedding(z.to(dev, self.compute_dtype)).flatten(2).transpose(1, 2).float())
+            tokens.append(self.embed_patches(z))
             times.append(torch.full((B, g[0]), float(seg.t), device=dev))
             c, s = rope_table(g, self.config.head_dim, dev, int(seg.rope_start))
             cos.append(c)
