@@ -125,31 +125,39 @@ def _itemsize(dtype: torch.dtype) -> int:
 
 def activation_bytes(config, latent_shape: Sequence[int], batch: int = 1,
                      compute_dtype: torch.dtype = torch.bfloat16, teacache: bool = False,
-                     text_len: Optional[int] = None) -> int:
+                     text_len: Optional[int] = None, chunk_tokens: Optional[int] = None) -> int:
     """Estimated peak activation bytes of one DiT forward pass for a latent ``(F, H, W)``.
 
-    Counts what is alive at the widest point of a block: the float32 residual stream and its
-    copy kept for the step cache, plus the larger of the attention stage (q, k, v rotated in
-    float32 and cast to the compute dtype, the attention output) and the feed-forward stage
-    (the hidden layer before and after GELU); plus the RoPE table, the text tokens and, with
-    TeaCache, the two cached residuals (one per CFG branch).  Attention itself is assumed to
-    run in O(L) memory (flash / memory-efficient SDPA).  A 10 % margin covers allocator slack.
+    The Wan blocks (``models/wan/dit.py``) update the float32 residual stream in place and
+    hold only two things for the whole sequence: that stream and self-attention's q, k, v in
+    the compute dtype.  Everything else lives for one chunk of whole latent frames of at most
+    ``chunk_tokens`` tokens (default ``TOKEN_CHUNK`` of the Wan DiT): the modulated norm, a
+    projection and its float32 RMS norm + RoPE rotation, the attention output and its
+    projection, the cross-attention, and the feed-forward hidden layer before and after GELU,
+    whichever is largest.  Plus the complex RoPE table, the text tokens and, with TeaCache,
+    the block input kept for the cache and the two cached residuals (one per CFG branch).
+    Attention itself is assumed to run in O(L) memory (flash / memory-efficient SDPA).  A
+    10 % margin covers allocator slack.
     """
     if len(latent_shape) != 3:
         raise ValueError("latent_shape must be (frames, height, width) of the latent, got %s"
                          % (list(latent_shape),))
     f, h, w = (int(v) for v in latent_shape)
     pt, ph, pw = config.patch_size
-    tokens = max(f // pt, 1) * max(h // ph, 1) * max(w // pw, 1)
+    per_frame = max(h // ph, 1) * max(w // pw, 1)
+    tokens = max(f // pt, 1) * per_frame
+    if chunk_tokens is None:
+        from ..models.wan.dit import TOKEN_CHUNK as chunk_tokens
+    chunk = min(tokens, per_frame * max(1, int(chunk_tokens) // per_frame))
     d, ffn = config.dim, config.ffn_dim
     c = _itemsize(compute_dtype)
-    stream = 4 * d * 2                                # residual + copy for the cache / block input
-    attention = 3 * 4 * d + 3 * c * d + c * d + 4 * d  # rotated q,k,v fp32, cast copies, output, temp
-    feed_forward = c * d + 2 * c * ffn + 4 * d       # input, hidden before/after GELU, gated output
-    per_token = stream + max(attention, feed_forward)
-    total = tokens * per_token * batch
-    total += tokens * config.head_dim * 4             # RoPE cos + sin
+    whole = 4 * d + 3 * c * d                         # residual stream (in place), q, k, v
+    per_chunk_token = max((2 * c + 8) * d,            # input + projection, float32 copy + RMS norm (rotated in place)
+                          3 * c * d,                  # attention output, its [L, D] copy, o projection
+                          c * d + 2 * c * ffn)        # feed-forward input, hidden before and after GELU
+    total = batch * (tokens * whole + chunk * per_chunk_token)
+    total += tokens * config.head_dim * 4             # RoPE table (complex64, head_dim / 2 per token)
     total += batch * (text_len or config.text_len) * d * c * 2
     if teacache:
-        total += 2 * batch * tokens * d * 4
+        total += 3 * batch * tokens * d * 4           # block input kept for the cache + 2 cached residuals
     return int(total * 1.1)

@@ -279,8 +279,8 @@ class WanBlock(nn.Module):
         context = self.cross_attn.context(text, image, dtype)
         for s in spans:
             xs = x[:, s.tokens]
-            h = self.norm3(xs) if self.norm3 is not None else xs
-            xs.add_(self.cross_attn(h.to(dtype), context, backend))
+            h = (self.norm3(xs) if self.norm3 is not None else xs).to(dtype)
+            xs.add_(self.cross_attn(h, context, backend))
             if audio is not None:
                 audio_adapter.block_audio(self, xs, audio[:, s.frames], s.frames.stop - s.frames.start,
                                           backend, dtype)
