@@ -128,16 +128,22 @@ def activation_bytes(config, latent_shape: Sequence[int], batch: int = 1,
                      text_len: Optional[int] = None, chunk_tokens: Optional[int] = None) -> int:
     """Estimated peak activation bytes of one DiT forward pass for a latent ``(F, H, W)``.
 
-    The Wan blocks (``models/wan/dit.py``) update the float32 residual stream in place and
-    hold only two things for the whole sequence: that stream and self-attention's q, k, v in
-    the compute dtype.  Everything else lives for one chunk of whole latent frames of at most
-    ``chunk_tokens`` tokens (default ``TOKEN_CHUNK`` of the Wan DiT): the modulated norm, a
-    projection and its float32 RMS norm + RoPE rotation, the attention output and its
-    projection, the cross-attention, and the feed-forward hidden layer before and after GELU,
-    whichever is largest.  Plus the complex RoPE table, the text tokens and, with TeaCache,
-    the block input kept for the cache and the two cached residuals (one per CFG branch).
-    Attention itself is assumed to run in O(L) memory (flash / memory-efficient SDPA).  A
-    10 % margin covers allocator slack.
+    The Wan blocks (``models/wan/dit.py``) update the float32 residual stream in place; the
+    only other tensors that span the whole sequence are self-attention's q, k, v in the compute
+    dtype, and they are freed before the feed-forward.  Everything else lives for one chunk of
+    whole latent frames of at most ``chunk_tokens`` tokens (default: the Wan DiT's
+    ``TOKEN_CHUNK``).  So the peak is the residual stream plus the larger of
+
+    * self-attention: q, k, v of every token plus one chunk's temporaries (the modulated norm,
+      a projection with its float32 RMS norm, rotated in place; or the attention output, its
+      [T, D] copy and the output projection);
+    * cross-attention and feed-forward of one chunk (the float32 norm and its compute-dtype
+      copy, q and its norm; the hidden layer before and after GELU);
+
+    plus the complex RoPE table, the text tokens and, with TeaCache, the block input kept for
+    the cache and the two cached residuals (one per CFG branch).  Attention itself is assumed
+    to run in O(L) memory (flash / memory-efficient SDPA).  A 10 % margin covers allocator
+    slack.
     """
     if len(latent_shape) != 3:
         raise ValueError("latent_shape must be (frames, height, width) of the latent, got %s"
@@ -151,11 +157,10 @@ def activation_bytes(config, latent_shape: Sequence[int], batch: int = 1,
     chunk = min(tokens, per_frame * max(1, int(chunk_tokens) // per_frame))
     d, ffn = config.dim, config.ffn_dim
     c = _itemsize(compute_dtype)
-    whole = 4 * d + 3 * c * d                         # residual stream (in place), q, k, v
-    per_chunk_token = max((2 * c + 8) * d,            # input + projection, float32 copy + RMS norm (rotated in place)
-                          3 * c * d,                  # attention output, its [L, D] copy, o projection
-                          c * d + 2 * c * ffn)        # feed-forward input, hidden before and after GELU
-    total = batch * (tokens * whole + chunk * per_chunk_token)
+    projection = (2 * c + 8) * d                      # input + projection, float32 copy + RMS norm
+    self_attention = tokens * 3 * c * d + chunk * max(projection, 3 * c * d)
+    per_token = chunk * max(projection, c * d + 2 * c * ffn)  # cross-attention; FFN input + hidden x 2
+    total = batch * (tokens * 4 * d + max(self_attention, per_token))
     total += tokens * config.head_dim * 4             # RoPE table (complex64, head_dim / 2 per token)
     total += batch * (text_len or config.text_len) * d * c * 2
     if teacache:

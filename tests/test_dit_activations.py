@@ -110,7 +110,7 @@ def test_estimate_counts_one_chunk_not_the_whole_sequence():
     assert whole < act < 1.3 * whole
     assert act < 9 * budget.GB  # it was 21.2 GB when q, k, v were held rotated in float32
     smaller = budget.activation_bytes(WIDE, R2V_720, chunk_tokens=3600)
-    assert act - smaller > 0.5 * budget.GB  # 14,400 tokens of feed-forward hidden layer vs 3,600
+    assert act - smaller > 0.5 * budget.GB  # chunk temporaries of 14,400 tokens (4 frames) vs 3,600
     # short videos are one chunk: the chunk term is the whole sequence
     short = budget.activation_bytes(WIDE, (3, 60, 104))
     assert short == budget.activation_bytes(WIDE, (3, 60, 104), chunk_tokens=10 ** 9)
