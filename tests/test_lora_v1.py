@@ -83,14 +83,12 @@ def _flat(name):
 def write_format(fmt, pieces):
     """A LoRA state dict as the trainers / tools in circulation write it."""
     sd = {}
-    diffusers_names = {}
     for name, (a, b), down, up, db in pieces:
         if fmt == "diffusers":  # finetrainers / PEFT on HunyuanVideoTransformer3DModel: split q/k/v, lora_B.bias
             parts = dit_keys.original_to_diffusers(name + ".weight")
             idx = [r[0] for r in _parts(name)].index(a) if len(parts) > 1 else 0
             k = "transformer." + parts[idx][: -len(".weight")]
             sd[k + ".lora_A.weight"], sd[k + ".lora_B.weight"], sd[k + ".lora_B.bias"] = down, up, db
-            diffusers_names[k] = (name, a)
         elif fmt == "comfyui":  # saved from inside ComfyUI: ComfyUI's own (Flux-style) names, diff_b
             k = "diffusion_model." + dit_keys.original_to_comfy(name + ".weight")[: -len(".weight")]
             sd[k + ".lora_down.weight"], sd[k + ".lora_up.weight"], sd[k + ".diff_b"] = down, up, db
@@ -218,6 +216,31 @@ def test_final_modulation_halves_swapped_in_diffusers_land_swapped():
     torch.testing.assert_close(merged - w, torch.cat([delta[D:], delta[:D]]), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("mode", ["auto", "on_the_fly"])
+def test_streamed_blocks_under_a_budget_get_the_split_lora(mode):
+    from skyreels_pack.memory.budget import GB
+    from skyreels_pack.memory.streamable import activations_of
+
+    from test_memory import FakeDevice
+
+    model = _model(_base_weights())
+    resolved = resolve(read_lora(write_format("diffusers", _pieces(split=True))), model)
+    whole = _run(model, [(resolved, 0.9)], mode)
+    sizes = offload.estimate_bytes(model)
+    act = activations_of(model, LATENT_SHAPE, compute_dtype=torch.float32)
+    block = max(sizes["per_block"])
+    budget = sizes["rest"] + act + 2 * block + block // 3  # room to stream, not to hold them all
+    masters = {k: v.clone() for k, v in model.state_dict().items()}
+    plan = offload.prepare_for_sampling(model, "cpu", budget / GB, latent_shape=LATENT_SHAPE, transfer=FakeDevice())
+    try:
+        assert plan.fits and len(plan.resident) < len(model.streamable_blocks())
+        torch.testing.assert_close(run(model, inputs(CFG)), whole, rtol=1e-5, atol=1e-5)
+    finally:
+        offload.release(model)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, masters[k]), k
+
+
 def test_strength_zero_changes_nothing():
     model = _model(_base_weights())
     resolved = resolve(read_lora(write_format("diffusers", _pieces(split=True))), model)
@@ -284,3 +307,43 @@ def test_v1_lora_node_adds_to_the_v1_handle_and_the_sampler_session_applies_it(t
 
 
 LATENT_SHAPE = (2, 4, 6)
+
+
+@pytest.mark.parametrize("naming", ["original", "diffusers"])
+@pytest.mark.parametrize("released", ["skyreels-v1-hunyuan-t2v", "skyreels-v1-hunyuan-i2v"])
+def test_a_lora_on_every_linear_of_the_released_models_covers_every_row(released, naming):
+    """LoRAs written against the released key maps (13B shapes, meta tensors), dotted and in
+    kohya's flattened spelling, reach every row of every Linear layer of our model: in the
+    diffusers naming the split q / k / v / MLP-input tensors tile the fused weights exactly."""
+    from key_maps import KeyMaps
+
+    from skyreels_pack.models.hunyuan.dit import HunyuanDiT
+
+    maps = KeyMaps("v1")
+    listed = maps.listed("%s.%s.json" % (released, naming))
+    with torch.device("meta"):
+        model = HunyuanDiT(HunyuanDiTConfig.from_original(maps.configs[released]["original_config"]))
+    linears = {k[: -len(".weight")]: v for k, v in listed.items() if k.endswith(".weight") and len(v) == 2}
+    dotted, kohya = ("diffusion_model.", "lora_unet_") if naming == "original" else ("transformer.", "lora_transformer_")
+    ours = {n: m.out_features for n, m in model.named_modules() if hasattr(m, "in_features")}
+    for style in ("dotted", "kohya"):
+        sd = {}
+        for stem, (o, n) in linears.items():
+            key = dotted + stem if style == "dotted" else kohya + _flat(stem)
+            sd[key + ".lora_down.weight"] = torch.empty(1, n, device="meta")
+            sd[key + ".lora_up.weight"] = torch.empty(o, 1, device="meta")
+            if stem + ".bias" in listed:
+                sd[key + ".diff_b"] = torch.empty(listed[stem + ".bias"], device="meta")
+        resolved = resolve(read_lora(sd), model)
+        assert not resolved.missing and not resolved.mismatched, resolved.report()
+        for param in ("weight", "bias"):
+            covered = {}
+            for d in resolved.deltas:
+                if d.target.param == param:
+                    a, b = d.rows or (0, ours[d.target.module])
+                    covered.setdefault(d.target.module, []).append((a, b))
+            assert set(covered) == set(ours)
+            for name, spans in covered.items():
+                spans.sort()
+                assert spans[0][0] == 0 and spans[-1][1] == ours[name], (name, spans)
+                assert all(x[1] == y[0] for x, y in zip(spans, spans[1:])), (name, spans)
