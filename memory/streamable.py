@@ -20,7 +20,8 @@ that exposes:
   whole-model load is wrapped in ``stash(model)`` / ``install(model)`` and undone by
   ``restore(model)``.  The host tensors are never changed.
 * ``key_aliases(name) -> [names]`` (optional): other spellings of a parameter name in files
-  in circulation (the diffusers name), so LoRAs of either naming find their layers.
+  in circulation (the diffusers name), so LoRAs of either naming find their layers; a name
+  may be a :class:`models.lora.targets.RowSlice` when that spelling is a slice of the rows.
 """
 from __future__ import annotations
 

@@ -234,7 +234,8 @@ class SingleStreamBlock(nn.Module):
 
     With ordinary weights the two halves are computed one after the other from slices of the
     same weights (attention first, then the MLP), so the 7D-wide and 5D-wide intermediate
-    tensors of the textbook formulation never exist; quantised layers take the textbook path.
+    tensors of the textbook formulation never exist; quantised layers and layers carrying a LoRA
+    applied on the fly take the textbook path.
     """
 
     def __init__(self, cfg: HunyuanDiTConfig):
@@ -261,7 +262,8 @@ class SingleStreamBlock(nn.Module):
         shift, scale, g = self.modulation(vec_act, 3, dtype)
         a = modulate(layer_norm(x, self.eps), shift, scale).to(dtype)
         D = self.dim
-        if isinstance(self.linear1, ops.CastWeights) and isinstance(self.linear2, ops.CastWeights):
+        if all(isinstance(lin, ops.CastWeights) and lin._modules.get("lora") is None
+               for lin in (self.linear1, self.linear2)):
             w1, b1 = self.linear1.cast_params(a)
             w2, b2 = self.linear2.cast_params(a)
             attn = self._attend(F.linear(a, w1[:3 * D], None if b1 is None else b1[:3 * D]), n_img, rope,
@@ -335,6 +337,32 @@ class HunyuanDiT(nn.Module):
         self.compute_dtype: torch.dtype = torch.float32
         self.attention_backend: str = "sdpa"
         self.block_hooks = None  # memory.streamable protocol: before_block / after_block
+
+    # ------------------------------------------------------------------ other spellings
+
+    def key_aliases(self, name: str):
+        """Other spellings of parameter ``name`` in files in circulation (LoRAs find their layers
+        through them): ComfyUI's in-memory name, and the diffusers name.  Where diffusers splits
+        a fused weight (q/k/v of ``*_attn_qkv``; q/k/v/MLP input of the single blocks'
+        ``linear1``) each part is a :class:`~models.lora.targets.RowSlice` of our rows; the final
+        modulation, whose halves diffusers swaps, is two slices of the one diffusers tensor."""
+        from ..lora.targets import RowSlice
+        from . import dit_keys
+
+        out = [dit_keys.original_to_comfy(name)]
+        parts = dit_keys.original_to_diffusers(name)
+        D = self.config.hidden_size
+        if len(parts) > 1:
+            start = 0
+            for i, part in enumerate(parts):  # q, k, v (D rows each), then the MLP input
+                n = D if i < 3 else self.config.mlp_hidden
+                out.append(RowSlice(part, start, start + n))
+                start += n
+        elif dit_keys.is_swapped(name):
+            out += [RowSlice(parts[0], 0, D, src_start=D, src_rows=2 * D), RowSlice(parts[0], D, 2 * D, 0, 2 * D)]
+        else:
+            out.append(parts[0])
+        return out
 
     # ------------------------------------------------------------------ memory protocol
 

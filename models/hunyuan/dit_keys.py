@@ -12,6 +12,11 @@ official ``Skywork/SkyReels-V1-Hunyuan-*`` folders) differs in three ways beside
 
 A diffusers checkpoint is read through :class:`models.loading.remap.RemappedSource`, which
 presents it under the original names (concatenating and swapping lazily).
+
+ComfyUI builds the model from Flux's layers and renames the original keys when it loads them
+(``img_attn_qkv`` -> ``img_attn.qkv``, ``mlp.fc1`` -> ``mlp.0``, ``*_mod.linear`` ->
+``*_mod.lin``, q/k norms -> ``norm.query_norm.scale`` ...): LoRAs saved from inside ComfyUI use
+those names (:func:`original_to_comfy`).
 """
 from __future__ import annotations
 
@@ -90,6 +95,34 @@ _D_SCOPES = [
     (re.compile(r"^transformer_blocks\.(\d+)\.(.*)$"), "double_blocks.%s.", _DOUBLE),
     (re.compile(r"^single_transformer_blocks\.(\d+)\.(.*)$"), "single_blocks.%s.", _SINGLE),
 ]
+
+
+# ComfyUI's in-memory names: (original fragment, ComfyUI fragment), applied in this order.
+_COMFY = [
+    ("txt_in.t_embedder.mlp.0.", "txt_in.t_embedder.in_layer."),
+    ("txt_in.t_embedder.mlp.2.", "txt_in.t_embedder.out_layer."),
+    ("txt_in.c_embedder.linear_1.", "txt_in.c_embedder.in_layer."),
+    ("txt_in.c_embedder.linear_2.", "txt_in.c_embedder.out_layer."),
+    ("_mod.linear.", "_mod.lin."),
+    ("_attn_qkv.", "_attn.qkv."),
+    ("mlp.fc1.", "mlp.0."),
+    ("mlp.fc2.", "mlp.2."),
+    ("_attn_q_norm.weight", "_attn.norm.query_norm.scale"),
+    ("_attn_k_norm.weight", "_attn.norm.key_norm.scale"),
+    (".q_norm.weight", ".norm.query_norm.scale"),
+    (".k_norm.weight", ".norm.key_norm.scale"),
+    ("_attn_proj.", "_attn.proj."),
+    (".modulation.linear.", ".modulation.lin."),
+    ("_in.mlp.2.", "_in.out_layer."),
+    ("_in.mlp.0.", "_in.in_layer."),
+]
+
+
+def original_to_comfy(key: str) -> str:
+    """The name ComfyUI gives an original key inside its HunyuanVideo model."""
+    for orig, comfy in _COMFY:
+        key = key.replace(orig, comfy)
+    return key
 
 
 def _lookup(rest: str, table) -> Optional[Tuple[str, List[str]]]:

@@ -15,6 +15,10 @@ Two ways, chosen per parameter:
   the rank so it is two thin matrix products.  The factors are buffers of the layer, so they
   move and stream with its block under a VRAM budget.
 
+A delta may cover a slice of rows of its parameter only (a LoRA on diffusers' ``to_q`` of a
+fused ``qkv`` weight, see :class:`models.lora.targets.RowSlice`): merged, it adds to those
+rows; on the fly, its ``up`` factor is placed at those rows of the layer's output.
+
 :func:`apply_loras` sets the LoRAs a model should have (the node layer calls it at the start
 of each sampling job with the handle's list: a model shared by several handles is brought to
 the set each one asks for).  The merges are carried out by the memory machinery through
@@ -31,7 +35,7 @@ import torch.nn.functional as F
 
 from ..common import ops
 from .formats import LoRAError
-from .targets import Delta, ResolvedLoRA
+from .targets import Delta, ResolvedLoRA, param_shape
 
 MODES = ("auto", "merge", "on_the_fly")
 CHUNK = 1 << 22  # weights merged at a time: bounds the float32 temporaries to ~16 MB
@@ -65,19 +69,26 @@ Contribution = Tuple[Delta, float]  # (delta, strength)
 
 
 def _rows2d(t: torch.Tensor) -> torch.Tensor:
-    return t.reshape(t.shape[0], -1) if t.dim() >= 2 else t.reshape(1, -1)
+    """The tensor as [rows, rest]: rows are its first dimension (a bias is a column)."""
+    return t.reshape(t.shape[0], -1) if t.dim() >= 1 else t.reshape(1, 1)
 
 
 def _delta_rows(contribs: Sequence[Contribution], a: int, b: int, shape2d, device) -> torch.Tensor:
-    """Rows a:b of the summed delta, float32 on ``device``."""
+    """Rows a:b of the summed delta, float32 on ``device`` (a delta on a slice of rows adds
+    to the rows it shares with a:b)."""
     acc = torch.zeros((b - a, shape2d[1]), dtype=torch.float32, device=device)
     for d, strength in contribs:
+        r0, r1 = d.rows if d.rows is not None else (0, shape2d[0])
+        lo, hi = max(a, r0), min(b, r1)
+        if lo >= hi:
+            continue
+        dst = acc[lo - a:hi - a]
         if d.down is not None:
-            up = d.up.reshape(d.up.shape[0], -1)[a:b].to(device, torch.float32)
+            up = d.up.reshape(d.up.shape[0], -1)[lo - r0:hi - r0].to(device, torch.float32)
             down = d.down.reshape(d.down.shape[0], -1).to(device, torch.float32)
-            acc.addmm_(up, down, alpha=strength * d.scale)
+            dst.addmm_(up, down, alpha=strength * d.scale)
         if d.diff is not None:
-            acc.add_(d.diff.reshape(shape2d)[a:b].to(device, torch.float32), alpha=strength)
+            dst.add_(d.diff.reshape(r1 - r0, shape2d[1])[lo - r0:hi - r0].to(device, torch.float32), alpha=strength)
     return acc
 
 
@@ -170,14 +181,25 @@ def remove_adapters(model: nn.Module) -> None:
             del m._modules["lora"]
 
 
-def _adapter(contribs: Sequence[Contribution], dtype: torch.dtype, device) -> LoRAAdapter:
+def _full_rows(t: torch.Tensor, rows: Optional[Tuple[int, int]], out_rows: int) -> torch.Tensor:
+    """A [b - a, ...] factor of a delta on rows a:b as the [out_rows, ...] factor of the whole
+    layer (zeros elsewhere)."""
+    if rows is None:
+        return t
+    full = t.new_zeros((out_rows,) + tuple(t.shape[1:]))
+    full[rows[0]:rows[1]] = t
+    return full
+
+
+def _adapter(contribs: Sequence[Contribution], dtype: torch.dtype, device, out_rows: int) -> LoRAAdapter:
     downs, ups, diff = [], [], None
     for d, strength in contribs:
         if d.down is not None:
             downs.append(d.down.reshape(d.down.shape[0], -1).float())
-            ups.append(d.up.reshape(d.up.shape[0], -1).float() * (strength * d.scale))
+            up = d.up.reshape(d.up.shape[0], -1).float() * (strength * d.scale)
+            ups.append(_full_rows(up, d.rows, out_rows))
         if d.diff is not None:
-            part = d.diff.float() * strength
+            part = _full_rows(d.diff.float() * strength, d.rows, out_rows)
             diff = part if diff is None else diff + part
     down = torch.cat(downs, 0).to(device, dtype) if downs else None
     up = torch.cat(ups, 1).to(device, dtype) if ups else None
@@ -218,7 +240,7 @@ def apply_loras(model: nn.Module, loras: Sequence[Tuple[ResolvedLoRA, float]], m
         tensor = _get(module, pname)
         linear = pname == "weight" and isinstance(module, ops.LoRATarget)
         if linear and (mode == "on_the_fly" or not _mergeable(tensor)):
-            module.lora = _adapter(contribs, compute, tensor.device)
+            module.lora = _adapter(contribs, compute, tensor.device, param_shape(module, "weight")[0])
         elif _mergeable(tensor):
             merges[(module, pname)] = contribs
         else:

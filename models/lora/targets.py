@@ -7,11 +7,16 @@ names by giving its model a method ``key_aliases(name) -> [names]`` (the Wan DiT
 diffusers name, so LoRAs made for diffusers' ``WanTransformer3DModel`` map onto ours).  Each
 stem is also indexed with its dots turned into underscores, which is how kohya-style files
 (``lora_unet_blocks_0_self_attn_q``) spell them.  Nothing here knows a particular family.
+
+An alias may also be a :class:`RowSlice`: the other spelling is a separate tensor that is a
+slice of rows of the model's parameter (diffusers' ``to_q`` / ``to_k`` / ``to_v`` against a
+fused ``qkv`` weight).  A LoRA layer on such a name becomes a :class:`Delta` on those rows only;
+several slices of one name (a tensor whose halves are swapped in the model) give one delta each.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -29,15 +34,33 @@ class Target:
     param: str    # "weight", "bias" or the name of a bare parameter ("modulation")
 
 
+class RowSlice(NamedTuple):
+    """An alias that names a slice of rows of a parameter (returned by a model's ``key_aliases``).
+
+    Rows ``[start, stop)`` of the model's parameter are rows ``[src_start, src_start + stop -
+    start)`` of the tensor ``name`` of another spelling, which has ``src_rows`` rows in all
+    (default ``stop - start``: the whole tensor is the slice)."""
+
+    name: str
+    start: int
+    stop: int
+    src_start: int = 0
+    src_rows: Optional[int] = None
+
+
 @dataclass
 class Delta:
-    """One change to one parameter: ``scale * up @ down`` and/or ``diff`` (times the strength)."""
+    """One change to one parameter: ``scale * up @ down`` and/or ``diff`` (times the strength).
+
+    ``rows``: (a, b) when the change covers only rows a:b of the parameter (its first
+    dimension); ``up`` and ``diff`` then have b - a rows."""
 
     target: Target
     down: Optional[torch.Tensor] = None
     up: Optional[torch.Tensor] = None
     scale: float = 1.0
     diff: Optional[torch.Tensor] = None
+    rows: Optional[Tuple[int, int]] = None
 
 
 @dataclass
@@ -72,26 +95,41 @@ def _flat(name: str) -> str:
     return name.replace(".", "_")
 
 
+# (module, bare parameter or None, (start, stop, src_start, src_rows) or None)
+Entry = Tuple[str, Optional[str], Optional[Tuple[int, int, int, int]]]
+
+
 class TargetIndex:
-    """Stem (in any spelling the model accepts) -> :class:`Target`, plus the kind of stem."""
+    """Stem (in any spelling the model accepts) -> the :class:`Target` entries it changes."""
 
     def __init__(self, model: nn.Module):
         self.model = model
         aliases = getattr(model, "key_aliases", None)
-        self.table: Dict[str, Tuple[str, Optional[str]]] = {}  # stem -> (module, bare param or None)
+        self.table: Dict[str, List[Entry]] = {}
         for name in _tensor_names(model):
             owner, _, leaf = name.rpartition(".")
             spellings = [name] + [a for a in (aliases(name) if aliases else []) if a and a != name]
             for spelled in spellings:
+                rows = None
+                if isinstance(spelled, RowSlice):
+                    rows = (spelled.start, spelled.stop, spelled.src_start, spelled.src_rows or spelled.stop - spelled.start)
+                    spelled = spelled.name
                 if leaf in ("weight", "bias"):
                     stem = spelled.rpartition(".")[0] if spelled.endswith("." + leaf) else spelled
-                    entry = (owner, None)
+                    entry = (owner, None, rows)
                 else:
-                    stem, entry = spelled, (owner, leaf)
+                    stem, entry = spelled, (owner, leaf, rows)
                 for key in (stem, _flat(stem)):
-                    self.table.setdefault(key, entry)
+                    self._add(key, entry)
 
-    def lookup(self, stem: str) -> Optional[Tuple[str, Optional[str]]]:
+    def _add(self, key: str, entry: Entry) -> None:
+        have = self.table.get(key)
+        if have is None:
+            self.table[key] = [entry]
+        elif entry not in have and entry[2] is not None and all(e[0] == entry[0] and e[2] is not None for e in have):
+            have.append(entry)  # another slice of the same parameter (the first spelling to claim a stem wins)
+
+    def lookup(self, stem: str) -> Optional[List[Entry]]:
         candidates = [stem] + [stem[len(p):] for p in PREFIXES if stem.startswith(p)]
         for c in candidates:
             if c in self.table:
@@ -142,6 +180,44 @@ def _fits_low_rank(lay: LoRALayer, shape) -> bool:
     return out == shape[0] and rest * out == _numel(shape) and _numel(lay.up.shape[2:]) == 1
 
 
+def _deltas(lay: LoRALayer, module: nn.Module, module_name: str, bare: Optional[str],
+            rows: Optional[Tuple[int, int, int, int]]) -> Optional[List[Delta]]:
+    """The deltas one LoRA layer makes on one entry, or None when its shapes do not fit."""
+    weight_param = bare or "weight"
+    wshape = param_shape(module, weight_param)
+    bshape = param_shape(module, "bias") if bare is None else None
+    target_rows, cut = None, (lambda t: t)
+    if rows is not None:
+        start, stop, src_start, src_rows = rows
+        if wshape is None or stop > wshape[0] or src_start + stop - start > src_rows:
+            return None
+        # The parameter as the LoRA's spelling has it (src_rows rows), of which rows src_start:... are ours.
+        wshape = (src_rows,) + tuple(wshape[1:])
+        bshape = (src_rows,) if bshape is not None and stop <= bshape[0] else None
+        target_rows = (start, stop)
+
+        def cut(t, a=src_start, n=stop - start):
+            return t[a:a + n]
+    made: List[Delta] = []
+    target = Target(module_name, weight_param)
+    if lay.low_rank():
+        if not _fits_low_rank(lay, wshape):
+            return None
+        made.append(Delta(target, down=lay.down, up=cut(lay.up), scale=lay.scale, rows=target_rows))
+    if lay.diff is not None:
+        if wshape is None or _numel(lay.diff.shape) != _numel(wshape):
+            return None
+        diff = lay.diff if rows is None else cut(lay.diff.reshape(wshape))
+        made.append(Delta(target, diff=diff, rows=target_rows))
+    if lay.diff_b is not None:
+        if bshape is None or _numel(lay.diff_b.shape) != _numel(bshape):
+            return None
+        db = lay.diff_b * lay.scale if lay.bias_scaled else lay.diff_b
+        made.append(Delta(Target(module_name, "bias"), diff=db if rows is None else cut(db.reshape(-1)),
+                          rows=target_rows))
+    return made
+
+
 def resolve(lora: LoRAFile, model: nn.Module, model_name: str = "this model") -> ResolvedLoRA:
     """Match ``lora`` against ``model``.  Refuses (LoRAError) a LoRA none of whose layers fit."""
     index = TargetIndex(model)
@@ -152,33 +228,17 @@ def resolve(lora: LoRAFile, model: nn.Module, model_name: str = "this model") ->
         if found is None:
             missing.append(stem)
             continue
-        module_name, bare = found
-        module = model.get_submodule(module_name)
-        ok = True
         made: List[Delta] = []
-        weight_param = bare or "weight"
-        wshape = param_shape(module, weight_param)
-        if lay.low_rank():
-            if _fits_low_rank(lay, wshape):
-                made.append(Delta(Target(module_name, weight_param), down=lay.down, up=lay.up, scale=lay.scale))
-            else:
-                ok = False
-        if lay.diff is not None:
-            if wshape is not None and _numel(lay.diff.shape) == _numel(wshape):
-                made.append(Delta(Target(module_name, weight_param), diff=lay.diff))
-            else:
-                ok = False
-        if lay.diff_b is not None:
-            bshape = param_shape(module, "bias") if bare is None else None
-            if bshape is not None and _numel(lay.diff_b.shape) == _numel(bshape):
-                made.append(Delta(Target(module_name, "bias"), diff=lay.diff_b * lay.scale if lay.bias_scaled
-                                  else lay.diff_b))
-            else:
-                ok = False
-        if ok:
-            deltas.extend(made)
-        else:
+        for module_name, bare, rows in found:
+            part = _deltas(lay, model.get_submodule(module_name), module_name, bare, rows)
+            if part is None:
+                made = None
+                break
+            made.extend(part)
+        if made is None:
             mismatched.append(stem)
+        else:
+            deltas.extend(made)
     out = ResolvedLoRA(lora.name, lora.format, deltas, len(lora.layers), missing, mismatched)
     if not deltas:
         parts = ["none of the %d layers of the LoRA %s fits %s" % (len(lora.layers), lora.name, model_name)]

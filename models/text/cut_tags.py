@@ -1,8 +1,8 @@
 """The cut tags of SkyReels-V3 shot switching: a prompt starts with the kind of cut to make.
 
 ``[ZOOM_IN_CUT]`` and ``[ZOOM_OUT_CUT]`` are the tags of the official code and README.  The
-README names three more kinds of cut (shot / reverse shot, multi-angle, cut away); their tags
-here follow the same pattern, as community front ends write them.
+README names three more kinds of cut (shot / reverse shot, multi-angle, cut away) but publishes
+no tag for them; the tags here follow the same pattern and are a guess (unverified).
 """
 from __future__ import annotations
 
