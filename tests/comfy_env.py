@@ -127,6 +127,20 @@ class Server:
             p = os.path.join(folder, entry)
             shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) else os.unlink(p)
 
+    @property
+    def log_path(self) -> str:
+        """The server's log (what ComfyUI and the pack print), written by the comfyhost tool."""
+        return os.path.join(self.run_dir, "server.log")
+
+    def log_size(self) -> int:
+        return os.path.getsize(self.log_path) if os.path.isfile(self.log_path) else 0
+
+    def log_since(self, offset: int) -> str:
+        """What the server logged after ``offset`` bytes (from :meth:`log_size`)."""
+        with open(self.log_path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode("utf-8", errors="replace")
+
     def get(self, path: str):
         with urllib.request.urlopen("http://127.0.0.1:%d%s" % (self.port, path), timeout=60) as r:
             return json.load(r)

@@ -4,17 +4,18 @@ An item is ``INPUT=VALUE`` (every node with that widget) or ``NODE.INPUT=VALUE``
 that type or title), as ``python . run --set`` takes them.
 """
 import json
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 from skyreels_pack.cli import workflow as wf
 from skyreels_pack.cli.shipped import SMOKE, SMOKE_COMMON
 from skyreels_pack.nodes.registry import NODE_CLASS_MAPPINGS
 
 
-def items(name: str) -> List[Tuple[Optional[str], str, Any]]:
-    """(node type or title or None, input, value) of every setting, in order."""
+def items(name: str, extra: Sequence[str] = ()) -> List[Tuple[Optional[str], str, Any]]:
+    """(node type or title or None, input, value) of every setting, in order; ``extra``
+    settings (e.g. of an ``EXTRA_SMOKE`` entry) come last."""
     out = []
-    for item in SMOKE_COMMON + SMOKE[name][0]:
+    for item in SMOKE_COMMON + SMOKE[name][0] + list(extra):
         key, _, raw = item.partition("=")
         node, _, inp = key.rpartition(".")
         try:

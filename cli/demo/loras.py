@@ -3,7 +3,8 @@
 * The lightx2v step-distill LoRA as Kijai publishes it (ComfyUI's LoRA extraction layout):
   ``diffusion_model.<layer>.lora_down.weight`` / ``lora_up.weight`` for the Linear layers,
   ``<layer>.diff_b`` for their biases, ``<norm>.diff`` for the norm weights, no alpha; made
-  for the demo T2V DiT (``cli/demo/wan_v2.py``).
+  for the demo T2V DiT (``cli/demo/wan_v2.py``); and one more in the same layout made for the
+  demo GGUF T2V DiT (a LoRA stacked on GGUF weights, tests/test_comfyhost.py).
 * Two GGUF DiTs laid out like city96's converter output (``general.architecture`` = ``wan``,
   official names, F32 1-D / tiny / modulation tensors, the 5-D patch embedding in F32, the
   embeddings and the head in F16).  Their block weights cycle through every type the loader
@@ -22,7 +23,7 @@ from ..shipped.loras import MODELS
 from . import wan_v2
 from .common import randomize, save
 
-VERSION = 1
+VERSION = 2
 
 LORA_RANK = 32
 GGUF_DIT = dict(dim=256, ffn_dim=512, num_heads=2, num_layers=2, text_dim=wan_v2.TEXT["dim"])
@@ -33,13 +34,21 @@ GGUF_UNQUANTIZED = ("modulation", "patch_embedding.", "text_embedding.", "time_p
 
 
 def write_distill_lora(root: str) -> None:
+    _write_lora(root, "distill_lora", wan_v2.DIT, 11)
+
+
+def write_gguf_lora(root: str) -> None:
+    _write_lora(root, "gguf_lora", GGUF_DIT, 12)
+
+
+def _write_lora(root: str, model_key: str, dit: dict, seed: int) -> None:
     from ...models.common.ops import LayerNorm, Linear, RMSNorm
     from ...models.wan.dit import WanDiT
     from ...models.wan.dit_config import WanDiTConfig
 
     with torch.device("meta"):
-        model = WanDiT(WanDiTConfig(**wan_v2.DIT, variant="t2v"))
-    g = torch.Generator().manual_seed(11)
+        model = WanDiT(WanDiTConfig(**dit, variant="t2v"))
+    g = torch.Generator().manual_seed(seed)
     out = {}
     for name, m in model.named_modules():
         key = "diffusion_model." + name
@@ -52,7 +61,7 @@ def write_distill_lora(root: str) -> None:
             out[key + ".diff"] = torch.zeros(tuple(m.weight.shape))   # lightx2v's norm diffs are zeros
             if getattr(m, "bias", None) is not None:
                 out[key + ".diff_b"] = torch.zeros(tuple(m.bias.shape))
-    save(os.path.join(root, *MODELS["distill_lora"]), {k: v.to(torch.bfloat16) for k, v in out.items()})
+    save(os.path.join(root, *MODELS[model_key]), {k: v.to(torch.bfloat16) for k, v in out.items()})
 
 
 def _gguf_state(variant: str, seed: int):
@@ -91,4 +100,4 @@ def write_df_gguf(root: str) -> None:
     _write_gguf(root, "df_gguf", "df", 22, 5)
 
 
-WRITERS = (write_distill_lora, write_t2v_gguf, write_df_gguf)
+WRITERS = (write_distill_lora, write_gguf_lora, write_t2v_gguf, write_df_gguf)

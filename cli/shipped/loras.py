@@ -6,7 +6,9 @@ timesteps 1000, 750, 500, 250 before a shift of 5, no classifier-free guidance, 
 predicting the clean video and re-noising it to the next timestep.  Here: steps 4, cfg 1,
 shift 5, solver ``lcm``, sigma grid ``simple``.
 
-``EXTRA_SMOKE`` runs the ordinary T2V and DF workflows on the demo GGUF DiTs (tests/test_workflows.py).
+``EXTRA_SMOKE`` runs the ordinary T2V and DF workflows on the demo GGUF DiTs, and the distill-LoRA workflow
+with a LoRA stacked on the GGUF T2V DiT (tests/test_workflows.py; the T2V ones in a real ComfyUI too,
+tests/test_comfyhost.py).
 """
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ MODELS = {
     "distill_lora": ("loras", "Wan21_T2V_14B_lightx2v_cfg_step_distill_lora_rank32.safetensors"),
     "t2v_gguf": ("diffusion_models", "SkyReels-V2-T2V-14B-540P-Q4_K_M.gguf"),
     "df_gguf": ("diffusion_models", "SkyReels-V2-DF-1.3B-540P-Q4_K_M.gguf"),
+    # demo only (no workflow names it): a LoRA that fits the demo GGUF T2V DiT, for the test of a
+    # LoRA stacked on GGUF weights in a real ComfyUI (tests/test_comfyhost.py)
+    "gguf_lora": ("loras", "demo_lora_for_the_gguf_t2v_dit.safetensors"),
 }
 
 DISTILL = dict(steps=4, cfg=1.0, shift=5.0, solver="lcm", sigma_grid="simple")
@@ -67,4 +72,8 @@ EXTRA_SMOKE = {
     "gguf_t2v": ("skyreels_v2_t2v.json", ["SkyReelsDiTLoader.model=" + MODELS["t2v_gguf"][1]], 9),
     "gguf_df": ("skyreels_v2_df_10s_sync.json",
                 ["SkyReelsDiTLoader.model=" + MODELS["df_gguf"][1], "num_frames=29"], 29),  # 2 chunks: 17 + 12
+    # a LoRA stacked on the GGUF DiT (applied on the fly to the quantized layers)
+    "gguf_t2v_lora": ("skyreels_v2_t2v_distill_lora.json",
+                      ["SkyReelsDiTLoader.model=" + MODELS["t2v_gguf"][1],
+                       "SkyReelsLoRALoader.lora_name=" + MODELS["gguf_lora"][1]], 9),
 }
