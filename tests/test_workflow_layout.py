@@ -66,3 +66,25 @@ def test_shipped_layouts_nothing_overlaps_and_the_view_fits(name):
     x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
     if ds["scale"] > lay.MIN_SCALE:  # the saved view shows the whole graph, unless it is too big to read
         assert (x1 - x0) * ds["scale"] <= lay.VIEW_W and (y1 - y0) * ds["scale"] <= lay.VIEW_H
+
+
+def test_needed_scale_counts_the_result_preview_below_output_nodes():
+    plain = [((0, 0, 1500, 860 - lay.RESULT_PREVIEW_H), False)]
+    assert lay.needed_scale(plain) == 1.0
+    assert lay.needed_scale([(plain[0][0], True)]) == 1.0                 # the preview's room just fits
+    tall = [((0, 0, 320, 2 * 860 - lay.RESULT_PREVIEW_H), True)]
+    assert lay.needed_scale(tall) == pytest.approx(0.5)
+    assert lay.fit_view(tall)["scale"] == lay.MIN_SCALE                   # clamped: only the top left shows
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_workflow_fits_one_screen(name):
+    """The saved view shows the whole graph, with the room for result previews, at a scale at
+    which the editor still draws the nodes' text: no shipped workflow opens cut off."""
+    data = build(SHIPPED[name](), NODES, file_name=name)
+    boxes = [(_box(n), n["type"] in NODES and lay.is_result_preview(NODES[n["type"]])) for n in data["nodes"]]
+    scale = lay.needed_scale(boxes)
+    assert scale >= lay.MIN_SCALE, "%s needs scale %.3f to show at once (%d x %d px of canvas); rearrange it" % (
+        name, scale, max(b[2] for b, _ in boxes) - min(b[0] for b, _ in boxes),
+        max(b[3] + (lay.RESULT_PREVIEW_H if g else 0) for b, g in boxes) - min(b[1] for b, _ in boxes))
+    assert data["extra"]["ds"]["scale"] == int(scale * 100) / 100

@@ -41,21 +41,24 @@ Headless: python . run workflows/skyreels_a1_portrait_animation.json --models Co
 
 
 def portrait_animation() -> list:
+    # the loaders; the portrait and the control video side by side with them; face encode (and the
+    # Note); the sampler; save
+    # (columns 400 apart: the editor draws the face encoder loader about 380 wide)
     return [
         Node(1, "SkyReelsA1Loader", (40, 40), {"model": MODELS["a1_transformer"][1]}),
-        Node(2, "SkyReelsCogVideoXVAELoader", (40, 330), {"model": MODELS["a1_vae"][1], "tiled": True}, title="A1 VAE"),
-        Node(3, "SkyReelsCogVideoXVAELoader", (40, 520), {"model": MODELS["a1_pose_guider"][1], "tiled": False},
+        Node(2, "SkyReelsCogVideoXVAELoader", (40, 300), {"model": MODELS["a1_vae"][1], "tiled": True}, title="A1 VAE"),
+        Node(3, "SkyReelsCogVideoXVAELoader", (40, 490), {"model": MODELS["a1_pose_guider"][1], "tiled": False},
              title="A1 pose guider"),
-        Node(4, "SkyReelsA1FaceEncoderLoader", (40, 710), {"siglip": MODELS["a1_siglip"][1], "face_detector": DETECTOR}),
-        Node(5, "SkyReelsLoadImage", (40, 930), {"image": PORTRAIT}, title="Portrait"),
-        Node(6, "SkyReelsLoadVideo", (40, 1300), {"video": CONTROL}, title="Control video (12 fps)"),
-        Node(10, "SkyReelsA1FaceEncode", (460, 710), {}, {"face_encoder": (4, 0), "portrait": (5, 0)}),
-        Node(11, "SkyReelsA1Sampler", (860, 40),
+        Node(4, "SkyReelsA1FaceEncoderLoader", (40, 680), {"siglip": MODELS["a1_siglip"][1], "face_detector": DETECTOR}),
+        Node(5, "SkyReelsLoadImage", (460, 40), {"image": PORTRAIT}, title="Portrait"),
+        Node(6, "SkyReelsLoadVideo", (460, 430), {"video": CONTROL}, title="Control video (12 fps)"),
+        Node(10, "SkyReelsA1FaceEncode", (860, 40), {}, {"face_encoder": (4, 0), "portrait": (5, 0)}),
+        Node(11, "SkyReelsA1Sampler", (1260, 40),
              {"width": 720, "height": 480, "seed": 43, "steps": 10, "cfg": 3.0},
              {"model": (1, 0), "vae": (2, 0), "pose_guider": (3, 0), "portrait": (5, 0), "control_video": (6, 0),
               "face_embedding": (10, 0)}),
-        Node(12, "SkyReelsSaveVideo", (1260, 40), {"fps": 12.0, "filename_prefix": "SkyReels/a1"}, {"images": (11, 0)}),
-        Note(90, (860, 520), NOTE),
+        Node(12, "SkyReelsSaveVideo", (1660, 40), {"fps": 12.0, "filename_prefix": "SkyReels/a1"}, {"images": (11, 0)}),
+        Note(90, (860, 160), NOTE),
     ]
 
 

@@ -41,29 +41,33 @@ Headless: python . run workflows/skyreels_a1_drive_from_video.json --models Comf
 
 
 def drive_from_video() -> list:
+    # the loaders; the portrait and the driving video side by side with them; face encode, the
+    # landmark driver (and the Note); the sampler; save
+    # (columns 400 apart: the editor draws the face encoder loader about 380 wide; the driver loader, ~460
+    # wide, sits below the media column's end)
     return [
         Node(1, "SkyReelsA1Loader", (40, 40), {"model": A1_MODELS["a1_transformer"][1]}),
         Node(2, "SkyReelsCogVideoXVAELoader", (40, 300), {"model": A1_MODELS["a1_vae"][1], "tiled": True},
              title="A1 VAE"),
-        Node(3, "SkyReelsCogVideoXVAELoader", (40, 460), {"model": A1_MODELS["a1_pose_guider"][1], "tiled": False},
+        Node(3, "SkyReelsCogVideoXVAELoader", (40, 490), {"model": A1_MODELS["a1_pose_guider"][1], "tiled": False},
              title="A1 pose guider"),
-        Node(4, "SkyReelsA1FaceEncoderLoader", (40, 620),
+        Node(4, "SkyReelsA1FaceEncoderLoader", (40, 680),
              {"siglip": A1_MODELS["a1_siglip"][1], "face_detector": DETECTOR}),
-        Node(5, "SkyReelsLoadImage", (40, 800), {"image": PORTRAIT}, title="Portrait"),
-        Node(6, "SkyReelsLoadVideo", (40, 1140), {"video": DRIVING}, title="Driving video"),
-        Node(7, "SkyReelsA1DriverLoader", (460, 1140), {"face_landmarker": LANDMARKER, "models_3d": "auto"}),
-        Node(8, "SkyReelsA1LandmarkDriver", (860, 800),
+        Node(5, "SkyReelsLoadImage", (460, 40), {"image": PORTRAIT}, title="Portrait"),
+        Node(6, "SkyReelsLoadVideo", (460, 430), {"video": DRIVING}, title="Driving video"),
+        Node(7, "SkyReelsA1DriverLoader", (40, 930), {"face_landmarker": LANDMARKER, "models_3d": "auto"}),
+        Node(8, "SkyReelsA1LandmarkDriver", (860, 160),
              {"retarget": "auto", "pose_smoothing": 0.3, "expression_strength": 1.0, "head_pose_strength": 1.0,
               "hold_frames": 3, "width": 720, "height": 480},
              {"driver": (7, 0), "portrait": (5, 0), "driving_video": (6, 0), "driving_fps": (6, 1)}),
-        Node(10, "SkyReelsA1FaceEncode", (460, 620), {}, {"face_encoder": (4, 0), "portrait": (5, 0)}),
+        Node(10, "SkyReelsA1FaceEncode", (860, 40), {}, {"face_encoder": (4, 0), "portrait": (5, 0)}),
         Node(11, "SkyReelsA1Sampler", (1260, 40),
              {"width": 720, "height": 480, "seed": 43, "steps": 10, "cfg": 3.0},
              {"model": (1, 0), "vae": (2, 0), "pose_guider": (3, 0), "portrait": (5, 0), "control_video": (8, 0),
               "face_embedding": (10, 0)}),
         Node(12, "SkyReelsSaveVideo", (1660, 40), {"fps": 12.0, "filename_prefix": "SkyReels/a1_driven"},
              {"images": (11, 0), "audio": (6, 2)}),
-        Note(90, (1260, 560), NOTE),
+        Note(90, (860, 500), NOTE),
     ]
 
 

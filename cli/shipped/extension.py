@@ -102,26 +102,32 @@ def shot_switch() -> list:
 
 
 def extend_cut_extend() -> list:
+    # one column per step, left to right: the loaders; the clip and shot 1's prompt; extend, with the
+    # cut's prompt below; cut, with shot 2's prompt below; extend the new shot, with the Note; save
     return [_dit(1, "v3_extend", 40, "V3 single-shot transformer"),
-            _dit(4, "v3_shot", 860, "V3 shot-switching transformer")] + _common(1000) + [
-        _encode(10, (420, 40), EXTEND_PROMPT, title="Shot 1 continues"),
-        Node(9, "SkyReelsV3CutPrompt", (420, 380), {"cut_type": "[ZOOM_IN_CUT]", "prompt": CUT_PROMPT}),
-        _encode(11, (420, 720), link=(9, 0), title="Shot 2"),
-        _encode(14, (420, 1060), AFTER_CUT_PROMPT, title="Shot 2 continues"),
-        Node(12, "SkyReelsV3ExtendVideo", (800, 40), dict(SAMPLER, duration=5),
-             {"model": (1, 0), "vae": (3, 0), "positive": (10, 0), "video": (5, 0)}, title="Extend 5 s"),
-        Node(15, "SkyReelsV3ShotSwitch", (800, 560), dict(SAMPLER, duration=5),
-             {"model": (4, 0), "vae": (3, 0), "positive": (11, 0), "video": (12, 1)}, title="Cut, 5 s"),
-        Node(16, "SkyReelsV3ExtendVideo", (800, 1080), dict(SAMPLER, duration=5),
-             {"model": (1, 0), "vae": (3, 0), "positive": (14, 0), "video": (15, 1)}, title="Extend the new shot 5 s"),
-        Node(17, "SkyReelsSaveVideo", (1180, 40), {"fps": 24.0, "filename_prefix": "SkyReels/v3_extend_cut_extend"},
-             {"images": (16, 1)}),
-        Note(90, (1540, 40), _note(["v3_extend", "v3_shot"], (
-            "A short sequence from one clip: the shot goes on for 5 s (132 frames), cuts to a close-up (5 s, 121 "
-            "frames), and the close-up goes on for 5 s (132 frames). Each step takes the whole video so far and "
-            "returns it with its new frames. The two 14B transformers take turns on the GPU: each is released "
-            "when its step ends."))),
-    ]
+            _dit(4, "v3_shot", 320, "V3 shot-switching transformer"),
+            Node(2, "SkyReelsTextEncoderLoader", (40, 600), {"model": TEXT[1]}),
+            Node(3, "SkyReelsVAELoader", (40, 784), {"model": VAE[1]}),
+            Node(5, "SkyReelsLoadVideo", (420, 40), {"video": EXAMPLE_VIDEO}),
+            _encode(10, (420, 540), EXTEND_PROMPT, title="Shot 1 continues"),
+            Node(9, "SkyReelsV3CutPrompt", (800, 460), {"cut_type": "[ZOOM_IN_CUT]", "prompt": CUT_PROMPT}),
+            _encode(11, (800, 660), link=(9, 0), title="Shot 2"),
+            _encode(14, (1180, 460), AFTER_CUT_PROMPT, title="Shot 2 continues"),
+            Node(12, "SkyReelsV3ExtendVideo", (800, 40), dict(SAMPLER, duration=5),
+                 {"model": (1, 0), "vae": (3, 0), "positive": (10, 0), "video": (5, 0)}, title="Extend 5 s"),
+            Node(15, "SkyReelsV3ShotSwitch", (1180, 40), dict(SAMPLER, duration=5),
+                 {"model": (4, 0), "vae": (3, 0), "positive": (11, 0), "video": (12, 1)}, title="Cut, 5 s"),
+            Node(16, "SkyReelsV3ExtendVideo", (1560, 40), dict(SAMPLER, duration=5),
+                 {"model": (1, 0), "vae": (3, 0), "positive": (14, 0), "video": (15, 1)},
+                 title="Extend the new shot 5 s"),
+            Node(17, "SkyReelsSaveVideo", (1940, 40), {"fps": 24.0, "filename_prefix": "SkyReels/v3_extend_cut_extend"},
+                 {"images": (16, 1)}),
+            Note(90, (1560, 460), _note(["v3_extend", "v3_shot"], (
+                "A short sequence from one clip: the shot goes on for 5 s (132 frames), cuts to a close-up (5 s, 121 "
+                "frames), and the close-up goes on for 5 s (132 frames). Each step takes the whole video so far and "
+                "returns it with its new frames. The two 14B transformers take turns on the GPU: each is released "
+                "when its step ends."))),
+            ]
 
 
 SHIPPED = {

@@ -59,22 +59,23 @@ def _loaders(dit: str, clip: bool):
 
 def a2_elements() -> list:
     return _loaders("a2", clip=True) + [
-        Node(5, "SkyReelsLoadImage", (40, 800), {"image": refs_inputs.SUBJECT}, title="Subject"),
-        Node(6, "SkyReelsLoadImage", (40, 1140), {"image": refs_inputs.OBJECT}, title="Object"),
-        Node(7, "SkyReelsLoadImage", (40, 1480), {"image": refs_inputs.BACKGROUND}, title="Background"),
-        Node(10, "SkyReelsTextEncode", (420, 40), {"prompt": A2_PROMPT}, {"text_encoder": (2, 0)}),
-        Node(11, "SkyReelsA2Elements", (420, 420),
+        # the three images side by side with the loaders, in a column of their own
+        Node(5, "SkyReelsLoadImage", (420, 40), {"image": refs_inputs.SUBJECT}, title="Subject"),
+        Node(6, "SkyReelsLoadImage", (420, 420), {"image": refs_inputs.OBJECT}, title="Object"),
+        Node(7, "SkyReelsLoadImage", (420, 800), {"image": refs_inputs.BACKGROUND}, title="Background"),
+        Node(10, "SkyReelsTextEncode", (800, 40), {"prompt": A2_PROMPT}, {"text_encoder": (2, 0)}),
+        Node(11, "SkyReelsA2Elements", (800, 320),
              {"width": a2.WIDTH, "height": a2.HEIGHT, "num_frames": a2.FRAMES, "seed": 42},
              {"positive": (10, 0), "negative": (10, 1), "vae": (3, 0), "clip_vision": (4, 0),
               "subject_image": (5, 0), "object_image": (6, 0), "background_image": (7, 0)}),
-        Node(12, "SkyReelsSampler", (800, 40), {"steps": a2.STEPS, "cfg": a2.CFG, "shift": a2.SHIFT, "seed": 42},
+        Node(12, "SkyReelsSampler", (1180, 40), {"steps": a2.STEPS, "cfg": a2.CFG, "shift": a2.SHIFT, "seed": 42},
              {"model": (1, 0), "positive": (11, 0), "negative": (11, 1), "latent": (11, 2)}),
-        Node(13, "SkyReelsVAEDecode", (1180, 40), {}, {"vae": (3, 0), "latent": (12, 0)}),
-        Node(14, "SkyReelsSkipFrames", (1180, 200), {"skip_first_frames": a2.DROP_FIRST_FRAMES},
+        Node(13, "SkyReelsVAEDecode", (1560, 40), {}, {"vae": (3, 0), "latent": (12, 0)}),
+        Node(14, "SkyReelsSkipFrames", (1560, 140), {"skip_first_frames": a2.DROP_FIRST_FRAMES},
              {"images": (13, 0)}),
-        Node(15, "SkyReelsSaveVideo", (1180, 380), {"fps": a2.FPS, "filename_prefix": "SkyReels/a2"},
+        Node(15, "SkyReelsSaveVideo", (1560, 280), {"fps": a2.FPS, "filename_prefix": "SkyReels/a2"},
              {"images": (14, 0)}),
-        Note(90, (800, 560), _note(
+        Note(90, (1180, 380), _note(
             "SkyReels-A2 elements to video, official defaults: a subject, an object and a background, 832x480, "
             "81 frames, 50 steps, cfg 5, shift 8; the first 12 frames (where the references show) are dropped and "
             "the video is written at 15 fps, as the official demo does.",
