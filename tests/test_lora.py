@@ -380,6 +380,8 @@ def test_a_lora_on_every_linear_of_the_released_models_finds_its_layers(case):
     the key file and in kohya's flattened spelling, reach every Linear layer of our model."""
     import json
 
+    from key_maps import rank1_meta_lora
+
     from skyreels_pack.models.wan.dit import WanDiT
     from skyreels_pack.models.wan.dit_config import WanDiTConfig
 
@@ -388,16 +390,9 @@ def test_a_lora_on_every_linear_of_the_released_models_finds_its_layers(case):
         listed = json.load(f)
     with torch.device("meta"):
         model = WanDiT(WanDiTConfig.from_official(configs[model_name]["official_config"]))
-    linears = {k[: -len(".weight")]: v for k, v in listed.items() if k.endswith(".weight") and len(v) == 2}
-    prefix = "diffusion_model." if naming == "official" else "transformer."
-    for style in ("dotted", "kohya"):
-        sd = {}
-        for stem, (o, n) in linears.items():
-            key = prefix + stem if style == "dotted" else "lora_unet_" + _flat(stem)
-            sd[key + ".lora_down.weight"] = torch.empty(1, n, device="meta")
-            sd[key + ".lora_up.weight"] = torch.empty(o, 1, device="meta")
-            if stem + ".bias" in listed:
-                sd[key + ".diff_b"] = torch.empty(listed[stem + ".bias"], device="meta")
+    dotted = "diffusion_model." if naming == "official" else "transformer."
+    for prefix in (dotted, "lora_unet_"):
+        sd = rank1_meta_lora(listed, prefix)
         resolved = resolve(read_lora(sd), model)
         assert not resolved.missing and not resolved.mismatched, resolved.report()
         targets = {(d.target.module, d.target.param) for d in resolved.deltas}

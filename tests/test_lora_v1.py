@@ -315,7 +315,7 @@ def test_a_lora_on_every_linear_of_the_released_models_covers_every_row(released
     """LoRAs written against the released key maps (13B shapes, meta tensors), dotted and in
     kohya's flattened spelling, reach every row of every Linear layer of our model: in the
     diffusers naming the split q / k / v / MLP-input tensors tile the fused weights exactly."""
-    from key_maps import KeyMaps
+    from key_maps import KeyMaps, rank1_meta_lora
 
     from skyreels_pack.models.hunyuan.dit import HunyuanDiT
 
@@ -323,17 +323,10 @@ def test_a_lora_on_every_linear_of_the_released_models_covers_every_row(released
     listed = maps.listed("%s.%s.json" % (released, naming))
     with torch.device("meta"):
         model = HunyuanDiT(HunyuanDiTConfig.from_original(maps.configs[released]["original_config"]))
-    linears = {k[: -len(".weight")]: v for k, v in listed.items() if k.endswith(".weight") and len(v) == 2}
     dotted, kohya = ("diffusion_model.", "lora_unet_") if naming == "original" else ("transformer.", "lora_transformer_")
     ours = {n: m.out_features for n, m in model.named_modules() if hasattr(m, "in_features")}
-    for style in ("dotted", "kohya"):
-        sd = {}
-        for stem, (o, n) in linears.items():
-            key = dotted + stem if style == "dotted" else kohya + _flat(stem)
-            sd[key + ".lora_down.weight"] = torch.empty(1, n, device="meta")
-            sd[key + ".lora_up.weight"] = torch.empty(o, 1, device="meta")
-            if stem + ".bias" in listed:
-                sd[key + ".diff_b"] = torch.empty(listed[stem + ".bias"], device="meta")
+    for prefix in (dotted, kohya):
+        sd = rank1_meta_lora(listed, prefix)
         resolved = resolve(read_lora(sd), model)
         assert not resolved.missing and not resolved.mismatched, resolved.report()
         for param in ("weight", "bias"):
