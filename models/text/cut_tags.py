@@ -11,9 +11,9 @@ import re
 CUT_TAGS = {
     "[ZOOM_IN_CUT]": "cut-in: a closer shot of the same subject",
     "[ZOOM_OUT_CUT]": "cut-out: a wider shot that shows the surroundings",
-    "[SHOT_REVERSE_SHOT]": "shot / reverse shot: the other side of a face-to-face exchange",
-    "[MULTI_ANGLE]": "multi-angle: the same moment from another camera angle",
-    "[CUT_AWAY]": "cut away: to something else in the scene, then the story goes on",
+    "[SHOT_REVERSE_SHOT]": "shot / reverse shot: the other side of a face-to-face exchange (unofficial tag)",
+    "[MULTI_ANGLE]": "multi-angle: the same moment from another camera angle (unofficial tag)",
+    "[CUT_AWAY]": "cut away: to something else in the scene, then the story goes on (unofficial tag)",
 }
 NO_TAG = "none"
 
