@@ -296,13 +296,11 @@ class Head(nn.Module):
         self.head = ops.Linear(cfg.dim, math.prod(cfg.patch_size) * cfg.out_dim)
         self.modulation = nn.Parameter(torch.zeros(1, 2, cfg.dim))
 
-    def forward(self, x: torch.Tensor, e: torch.Tensor, spans: Optional[Sequence[Span]] = None) -> torch.Tensor:
-        """x [B, L, D] float32, e [B, Fe, D] float32 -> [B, L, prod(patch) * out] float32;
-        with ``spans``, only their tokens (in order), one chunk at a time."""
+    def forward(self, x: torch.Tensor, e: torch.Tensor, spans: Sequence[Span]) -> torch.Tensor:
+        """x [B, L, D] float32, e [B, Fe, D] float32 -> [B, T, prod(patch) * out] float32 for
+        the T tokens of ``spans`` (in order), one chunk at a time."""
         m = self.modulation.float().to(e.device).unsqueeze(1) + e.unsqueeze(2)  # [B, Fe, 2, D]
         shift, scale = m[:, :, 0:1], m[:, :, 1:2]
-        if spans is None:
-            return self.head(modulate(layer_norm(x, self.eps), shift, scale))
         return torch.cat([self.head(modulate(layer_norm(x[:, s.tokens], self.eps), at(shift, s), at(scale, s)))
                           for s in spans], dim=1)
 
