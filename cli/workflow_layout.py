@@ -90,20 +90,22 @@ def arrange(items: List[Tuple[Any, Tuple[int, int], Tuple[int, int], bool, str]]
     return out
 
 
+def _bounds(boxes: List[Tuple[Box, bool]]) -> Box:
+    """x0, y0, x1, y1 of every box and the room for result previews below output nodes."""
+    return (min(b[0] for b, _ in boxes), min(b[1] for b, _ in boxes), max(b[2] for b, _ in boxes),
+            max(b[3] + (RESULT_PREVIEW_H if grows else 0) for b, grows in boxes))
+
+
 def needed_scale(boxes: List[Tuple[Box, bool]]) -> float:
     """The scale at which every box, and the room for result previews below output nodes, fits in
     VIEW_W x VIEW_H screen pixels (at most 1).  Below MIN_SCALE the graph does not fit one screen."""
-    x0 = min(b[0] for b, _ in boxes)
-    y0 = min(b[1] for b, _ in boxes)
-    x1 = max(b[2] for b, _ in boxes)
-    y1 = max(b[3] + (RESULT_PREVIEW_H if grows else 0) for b, grows in boxes)
+    x0, y0, x1, y1 = _bounds(boxes)
     return min(1.0, VIEW_W / (x1 - x0), VIEW_H / (y1 - y0))
 
 
 def fit_view(boxes: List[Tuple[Box, bool]]) -> Dict[str, Any]:
     """The saved view (``extra.ds``) that shows every box, and the room for result previews."""
-    x0 = min(b[0] for b, _ in boxes)
-    y0 = min(b[1] for b, _ in boxes)
+    x0, y0, _, _ = _bounds(boxes)
     scale = max(MIN_SCALE, int(needed_scale(boxes) * 100) / 100)
     margin = 20 / scale
     return {"scale": scale, "offset": [round(margin - x0, 1), round(margin - y0, 1)]}
